@@ -1,0 +1,1 @@
+"""Scratchpads and pause tokens: a JAX/Flax research stack."""

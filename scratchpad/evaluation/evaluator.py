@@ -1,0 +1,111 @@
+"""Evaluation: batched compiled greedy decoding and the tasks' seqio metrics.
+
+Prompts are the decoder's view of an input: the bos id (0, as seqio's
+feature converter shifts in) then the input tokens with their eos.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import numpy as np
+import seqio
+
+from scratchpad.model import decode
+from scratchpad.tasks import VOCABULARY, get_task_info
+from scratchpad.tasks.vocabulary import EOS_ID, PAD_ID, check_text
+
+
+def split_examples(task_name: str, split: str, max_examples: int = 0) -> list[dict]:
+  """The split's examples in order: input ids (eos included) and text of both features."""
+  ds = seqio.get_mixture_or_task(task_name).get_dataset(
+      sequence_length=None, split=split, shuffle=False, trim_output_features=False)
+  if max_examples:
+    ds = ds.take(max_examples)
+  return [{"inputs": ex["inputs"].tolist(),
+           "inputs_text": ex["inputs_pretokenized"].decode(),
+           "targets_text": ex["targets_pretokenized"].decode()} for ex in ds.as_numpy_iterator()]
+
+
+def left_pad(sequences: list[list[int]], length: int) -> tuple[np.ndarray, np.ndarray]:
+  tokens = np.full((len(sequences), length), PAD_ID, np.int32)
+  segment_ids = np.zeros((len(sequences), length), np.int32)
+  for row, seq in enumerate(sequences):
+    if len(seq) > length:
+      raise ValueError(f"prompt of {len(seq)} tokens is longer than the decoder's {length}")
+    tokens[row, length - len(seq):] = seq
+    segment_ids[row, length - len(seq):] = 1
+  return tokens, segment_ids
+
+
+def prompt_ids(input_ids: list[int]) -> list[int]:
+  return [PAD_ID] + list(input_ids)  # PAD_ID doubles as bos, as in seqio's converter
+
+
+def generate(graphdef, params, prompts: list[list[int]], prompt_length: int, max_new_tokens: int,
+             batch_size: int) -> list[str]:
+  """Greedy completions of `prompts`, as text up to (not including) eos.
+
+  Every batch has the same shape (the last is padded), so decoding compiles once.
+  """
+  texts = []
+  for start in range(0, len(prompts), batch_size):
+    chunk = prompts[start:start + batch_size]
+    padded = chunk + [chunk[-1]] * (batch_size - len(chunk))
+    tokens, segment_ids = left_pad(padded, prompt_length)
+    out_BxT = np.asarray(decode.greedy_decode(graphdef, params, tokens, segment_ids,
+                                              max_new_tokens=max_new_tokens, eos_id=EOS_ID))
+    for row in out_BxT[:len(chunk)]:
+      ids = row.tolist()
+      texts.append(VOCABULARY.decode(ids[:ids.index(EOS_ID)] if EOS_ID in ids else ids))
+  return texts
+
+
+def evaluate_split(task_name: str, split: str, graphdef, params, batch_size: int, max_examples: int = 0):
+  """Decodes a split and scores it with the task's metric functions."""
+  info = get_task_info(task_name)
+  examples = split_examples(task_name, split, max_examples)
+  lengths = info.max_lengths[split]
+  t0 = time.perf_counter()
+  predictions = generate(graphdef, params, [prompt_ids(e["inputs"]) for e in examples],
+                         lengths["inputs"] + 1, lengths["targets"], min(batch_size, len(examples)))
+  seconds = time.perf_counter() - t0
+  targets = [e["targets_text"] for e in examples]
+  metrics = {}
+  for metric_fn in seqio.get_mixture_or_task(task_name).metric_fns:
+    metrics.update(metric_fn(targets, predictions))
+  metrics["num_examples"] = len(examples)
+  metrics["decode_seconds"] = seconds
+  records = [{"input": e["inputs_text"], "target": t, "prediction": p}
+             for e, t, p in zip(examples, targets, predictions)]
+  return metrics, records
+
+
+def write_json(path: str, obj) -> None:
+  """Writes atomically: a crash never leaves a half-written results file."""
+  with open(path + ".tmp", "w") as f:
+    json.dump(obj, f, indent=2)
+  os.replace(path + ".tmp", path)
+
+
+def evaluate(cfg, workdir: str, graphdef, params) -> dict[str, dict[str, float]]:
+  """Evaluates every split of `cfg.eval.splits`; writes results.json and predictions/."""
+  results = {}
+  os.makedirs(os.path.join(workdir, "predictions"), exist_ok=True)
+  for split in cfg.eval.splits:
+    metrics, records = evaluate_split(cfg.task, split, graphdef, params, cfg.eval.batch_size,
+                                      cfg.eval.max_examples)
+    results[split] = metrics
+    with open(os.path.join(workdir, "predictions", f"{split}.jsonl"), "w") as f:
+      f.writelines(json.dumps(r) + "\n" for r in records)
+  write_json(os.path.join(workdir, "results.json"), results)
+  return results
+
+
+def predict(task_name: str, graphdef, params, text: str, max_new_tokens: int = 1024) -> str:
+  """The model's greedy completion of one input text (decoding stops at eos)."""
+  check_text(text, get_task_info(task_name).alphabet)
+  prompt = prompt_ids(VOCABULARY.encode(text) + [EOS_ID])
+  return generate(graphdef, params, [prompt], len(prompt), max_new_tokens, 1)[0]

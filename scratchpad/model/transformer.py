@@ -1,0 +1,209 @@
+"""A pre-norm decoder-only transformer in Flax NNX.
+
+Every parameter carries `logical_axes` metadata ("vocab", "embed", "heads",
+"kv", "mlp", "layers"...); `scratchpad.train.sharding` maps them to mesh axes
+with the config's rules. Tensor names carry their shapes: B batch, L query
+length, S key length (cache), D model width, H heads, K head width, F mlp, V vocab.
+
+One `__call__` serves training (packed segments), full-recompute decoding and
+KV-cache decoding: with a cache, the L new tokens are written at `cache.index`
+and attend to every cached key at or before their own index.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+  vocab_size: int
+  num_layers: int = 4
+  d_model: int = 128
+  num_heads: int = 4
+  mlp_dim: int = 512
+  max_length: int = 1024  # learned absolute positions only
+  position_encoding: str = "rope"  # "rope" | "learned"
+  rope_max_wavelength: float = 10_000.0
+  dtype: str = "float32"  # compute dtype; parameters stay float32
+
+  @property
+  def head_dim(self) -> int:
+    return self.d_model // self.num_heads
+
+  def __post_init__(self):
+    if self.d_model % self.num_heads:
+      raise ValueError(f"d_model {self.d_model} is not divisible by num_heads {self.num_heads}")
+    if self.position_encoding not in ("rope", "learned"):
+      raise ValueError(f"unknown position_encoding {self.position_encoding!r}: use 'rope' or 'learned'")
+    if self.dtype not in ("float32", "bfloat16"):
+      raise ValueError(f"unknown dtype {self.dtype!r}: use 'float32' or 'bfloat16'")
+
+
+class KVCache(NamedTuple):
+  """Keys and values of each layer for S positions, and their segment ids.
+
+  One array per layer (not one stacked array), so a decode step updates each
+  in place and attends to it without slicing a copy out.
+  """
+  k_BxHxSxK: tuple[jax.Array, ...]
+  v_BxHxSxK: tuple[jax.Array, ...]
+  segment_ids_BxS: jax.Array  # 0 marks a padding or not-yet-written position
+  index: jax.Array  # scalar: where the next tokens are written
+
+
+def init_cache(cfg: ModelConfig, batch_size: int, length: int) -> KVCache:
+  shape = (batch_size, cfg.num_heads, length, cfg.head_dim)
+  zeros = tuple(jnp.zeros(shape, cfg.dtype) for _ in range(cfg.num_layers))
+  return KVCache(zeros, zeros,
+                 jnp.zeros((batch_size, length), jnp.int32), jnp.zeros((), jnp.int32))
+
+
+def _replace_at(items: tuple, i: int, value) -> tuple:
+  return items[:i] + (value,) + items[i + 1:]
+
+
+def _param(rngs: nnx.Rngs, init, shape, axes):
+  return nnx.Param(init(rngs.params(), shape, jnp.float32), logical_axes=axes)
+
+
+class RMSNorm(nnx.Module):
+  def __init__(self, dim: int):
+    self.scale = nnx.Param(jnp.ones((dim,), jnp.float32), logical_axes=("norm",))
+
+  def __call__(self, x_BxLxD):
+    x = x_BxLxD.astype(jnp.float32)
+    x = x * jax.lax.rsqrt(jnp.mean(x * x, axis=-1, keepdims=True) + 1e-6)
+    return (x * self.scale[...]).astype(x_BxLxD.dtype)
+
+
+def rotary(x_BxHxLxK, positions_BxL, max_wavelength: float):
+  """Rotary position embedding (Su et al. 2021), on pairs (i, i + K/2)."""
+  half = x_BxHxLxK.shape[-1] // 2
+  freq_K2 = max_wavelength ** (-jnp.arange(half, dtype=jnp.float32) / half)
+  angle_Bx1xLxK2 = (positions_BxL[..., None].astype(jnp.float32) * freq_K2)[:, None]
+  sin, cos = jnp.sin(angle_Bx1xLxK2), jnp.cos(angle_Bx1xLxK2)
+  x1, x2 = jnp.split(x_BxHxLxK.astype(jnp.float32), 2, axis=-1)
+  return jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1).astype(x_BxHxLxK.dtype)
+
+
+class Attention(nnx.Module):
+  def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
+    self.cfg = cfg
+    init = nnx.initializers.variance_scaling(1.0, "fan_in", "normal", in_axis=0, out_axis=(1, 2))
+    qkv_shape = (cfg.d_model, cfg.num_heads, cfg.head_dim)
+    self.q_DxHxK = _param(rngs, init, qkv_shape, ("embed", "heads", "kv"))
+    self.k_DxHxK = _param(rngs, init, qkv_shape, ("embed", "heads", "kv"))
+    self.v_DxHxK = _param(rngs, init, qkv_shape, ("embed", "heads", "kv"))
+    out_init = nnx.initializers.variance_scaling(1.0, "fan_in", "normal", in_axis=(0, 1), out_axis=2)
+    self.out_HxKxD = _param(rngs, out_init, (cfg.num_heads, cfg.head_dim, cfg.d_model), ("heads", "kv", "embed"))
+
+  def __call__(self, x_BxLxD, positions_BxL, segment_ids_BxL, cache: KVCache | None = None, layer: int = 0):
+    """Returns the attention output and the cache with this layer's keys and values written.
+
+    With a cache, `cache.segment_ids_BxS` already holds the new tokens' segments.
+    """
+    cfg, dt = self.cfg, x_BxLxD.dtype
+    # Heads before length: XLA's CPU batched matmuls want the batch dims leading.
+    q_BxHxLxK = jnp.einsum("bld,dhk->bhlk", x_BxLxD, self.q_DxHxK[...].astype(dt))
+    k_BxHxLxK = jnp.einsum("bld,dhk->bhlk", x_BxLxD, self.k_DxHxK[...].astype(dt))
+    v_BxHxLxK = jnp.einsum("bld,dhk->bhlk", x_BxLxD, self.v_DxHxK[...].astype(dt))
+    if cfg.position_encoding == "rope":
+      q_BxHxLxK = rotary(q_BxHxLxK, positions_BxL, cfg.rope_max_wavelength)
+      k_BxHxLxK = rotary(k_BxHxLxK, positions_BxL, cfg.rope_max_wavelength)
+
+    length = x_BxLxD.shape[1]
+    if cache is None:
+      q_index_L = k_index_S = jnp.arange(length)
+      k_segment_BxS = segment_ids_BxL
+    else:
+      # Write this layer's new keys and values in place, then attend to all S.
+      k_BxHxSxK = jax.lax.dynamic_update_slice_in_dim(
+          cache.k_BxHxSxK[layer], k_BxHxLxK.astype(cache.k_BxHxSxK[layer].dtype), cache.index, 2)
+      v_BxHxSxK = jax.lax.dynamic_update_slice_in_dim(
+          cache.v_BxHxSxK[layer], v_BxHxLxK.astype(cache.v_BxHxSxK[layer].dtype), cache.index, 2)
+      cache = cache._replace(k_BxHxSxK=_replace_at(cache.k_BxHxSxK, layer, k_BxHxSxK),
+                             v_BxHxSxK=_replace_at(cache.v_BxHxSxK, layer, v_BxHxSxK))
+      k_BxHxLxK, v_BxHxLxK = k_BxHxSxK.astype(dt), v_BxHxSxK.astype(dt)
+      k_segment_BxS = cache.segment_ids_BxS
+      q_index_L = cache.index + jnp.arange(length)
+      k_index_S = jnp.arange(k_BxHxLxK.shape[2])
+
+    # Causal, within one packed segment, never to padding.
+    mask_BxLxS = ((q_index_L[:, None] >= k_index_S[None, :])[None]
+                  & (segment_ids_BxL[:, :, None] == k_segment_BxS[:, None, :])
+                  & (k_segment_BxS[:, None, :] != 0))
+    logits_BxHxLxS = jnp.einsum("bhlk,bhsk->bhls", q_BxHxLxK, k_BxHxLxK).astype(jnp.float32)
+    logits_BxHxLxS = logits_BxHxLxS * cfg.head_dim ** -0.5
+    logits_BxHxLxS = jnp.where(mask_BxLxS[:, None], logits_BxHxLxS, -1e30)
+    probs_BxHxLxS = jax.nn.softmax(logits_BxHxLxS, axis=-1).astype(dt)
+    attended_BxHxLxK = jnp.einsum("bhls,bhsk->bhlk", probs_BxHxLxS, v_BxHxLxK)
+    out_BxLxD = jnp.einsum("bhlk,hkd->bld", attended_BxHxLxK, self.out_HxKxD[...].astype(dt))
+    return out_BxLxD, cache
+
+
+class MLP(nnx.Module):
+  def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
+    init = nnx.initializers.lecun_normal()
+    self.wi_DxF = _param(rngs, init, (cfg.d_model, cfg.mlp_dim), ("embed", "mlp"))
+    self.wo_FxD = _param(rngs, init, (cfg.mlp_dim, cfg.d_model), ("mlp", "embed"))
+
+  def __call__(self, x_BxLxD):
+    dt = x_BxLxD.dtype
+    h_BxLxF = jax.nn.gelu(x_BxLxD @ self.wi_DxF[...].astype(dt))
+    return h_BxLxF @ self.wo_FxD[...].astype(dt)
+
+
+class Block(nnx.Module):
+  def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
+    self.attention_norm = RMSNorm(cfg.d_model)
+    self.attention = Attention(cfg, rngs)
+    self.mlp_norm = RMSNorm(cfg.d_model)
+    self.mlp = MLP(cfg, rngs)
+
+  def __call__(self, x_BxLxD, positions_BxL, segment_ids_BxL, cache=None, layer=0):
+    attended_BxLxD, cache = self.attention(self.attention_norm(x_BxLxD), positions_BxL,
+                                           segment_ids_BxL, cache, layer)
+    x_BxLxD = x_BxLxD + attended_BxLxD
+    return x_BxLxD + self.mlp(self.mlp_norm(x_BxLxD)), cache
+
+
+class Transformer(nnx.Module):
+  """Decoder-only transformer: tokens -> next-token logits (float32)."""
+
+  def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
+    self.cfg = cfg
+    self.embed_VxD = _param(rngs, nnx.initializers.normal(1.0), (cfg.vocab_size, cfg.d_model), ("vocab", "embed"))
+    if cfg.position_encoding == "learned":
+      self.position_PxD = _param(rngs, nnx.initializers.normal(0.02), (cfg.max_length, cfg.d_model),
+                                 (None, "embed"))
+    self.blocks = nnx.List([Block(cfg, rngs) for _ in range(cfg.num_layers)])
+    self.final_norm = RMSNorm(cfg.d_model)
+    self.unembed_DxV = _param(rngs, nnx.initializers.lecun_normal(), (cfg.d_model, cfg.vocab_size),
+                              ("embed", "vocab"))
+
+  def __call__(self, tokens_BxL, positions_BxL, segment_ids_BxL, cache: KVCache | None = None):
+    """Returns logits_BxLxV and, with a cache, the cache with these L tokens written."""
+    cfg = self.cfg
+    dt = jnp.dtype(cfg.dtype)
+    x_BxLxD = self.embed_VxD[...][tokens_BxL].astype(dt)
+    if cfg.position_encoding == "learned":
+      x_BxLxD = x_BxLxD + self.position_PxD[...][positions_BxL].astype(dt)
+    if cache is not None:
+      cache = cache._replace(segment_ids_BxS=jax.lax.dynamic_update_slice_in_dim(
+          cache.segment_ids_BxS, segment_ids_BxL, cache.index, 1))
+    for layer, block in enumerate(self.blocks):
+      x_BxLxD, cache = block(x_BxLxD, positions_BxL, segment_ids_BxL, cache, layer)
+    logits_BxLxV = (self.final_norm(x_BxLxD) @ self.unembed_DxV[...].astype(dt)).astype(jnp.float32)
+    if cache is not None:
+      cache = cache._replace(index=cache.index + tokens_BxL.shape[1])
+    return logits_BxLxV, cache
+
+
+def count_params(params) -> int:
+  return sum(x.size for x in jax.tree.leaves(params))

@@ -1,0 +1,135 @@
+"""Long addition, direct and scratchpad (Nye et al. 2021, section 3; SPEC 1a).
+
+Scratchpad for 29 + 57 (the paper's figure, without its `#` comments):
+
+    <scratch>
+    2 9 + 5 7 , C: 0
+    2 + 5 , 6 C: 1
+    , 8 6 C: 0
+    0 8 6
+    </scratch>
+    8 6
+
+Each step line holds the digits still to add of both operands, ` , `, the
+result digits so far, ` C: ` and the carry. Unequal lengths (the paper shows
+only equal ones): the `+` stays while either operand has digits left and a used
+up operand is written as nothing, so 123 + 45 has the step `1 + , 6 8 C: 0`;
+once both are used up the `+` goes too. The line after the last step is the
+final carry followed by the result digits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import numpy as np
+
+from scratchpad.tasks.vocabulary import SCRATCH_CLOSE, SCRATCH_OPEN
+
+ALPHABET = "0123456789 +"  # every character an addition input may use
+
+
+def spaced(digits) -> str:
+  return " ".join(str(d) for d in digits)
+
+
+def addition_input(a: int, b: int) -> str:
+  return f"{spaced(str(a))} + {spaced(str(b))}"
+
+
+def direct_target(a: int, b: int) -> str:
+  return spaced(str(a + b))
+
+
+def scratchpad_lines(a: int, b: int) -> list[str]:
+  """The step lines of the column addition of a + b, carry line included."""
+  a_digits, b_digits = list(str(a)), list(str(b))
+  result, carry = [], 0
+  lines = []
+  while True:
+    operands = a_digits + ["+"] + b_digits if a_digits or b_digits else []
+    lines.append(" ".join(operands + [","] + result + ["C:", str(carry)]))
+    if not (a_digits or b_digits):
+      break
+    column = int(a_digits.pop() if a_digits else 0) + int(b_digits.pop() if b_digits else 0)
+    result.insert(0, str((column + carry) % 10))
+    carry = (column + carry) // 10
+  lines.append(spaced([carry] + result))
+  return lines
+
+
+def scratchpad_target(a: int, b: int) -> str:
+  return "\n".join([SCRATCH_OPEN, *scratchpad_lines(a, b), SCRATCH_CLOSE, direct_target(a, b)])
+
+
+def final_answer(text: str) -> str:
+  """The answer of a target or a prediction: the text after `</scratch>`."""
+  return text.rsplit(SCRATCH_CLOSE, 1)[-1].strip()
+
+
+# Parsing, for tests and for error analysis of predictions.
+_STEP_RE = re.compile(r"^(?:([\d ]*?) ?\+ ?([\d ]*?) )?, ?([\d ]*?) ?C: (\d)$")
+
+
+@dataclasses.dataclass(frozen=True)
+class Step:
+  a_digits: str  # digits of a still to add, without spaces
+  b_digits: str
+  result: str
+  carry: int
+
+
+def parse_scratchpad(target: str) -> tuple[list[Step], str, str]:
+  """Parses a scratchpad target into its steps, final carry line and answer."""
+  lines = target.split("\n")
+  if lines[0] != SCRATCH_OPEN or SCRATCH_CLOSE not in lines:
+    raise ValueError(f"not a scratchpad: {target!r}")
+  close = lines.index(SCRATCH_CLOSE)
+  steps = []
+  for line in lines[1:close - 1]:
+    m = _STEP_RE.match(line)
+    if not m:
+      raise ValueError(f"bad scratchpad step line: {line!r}")
+    a, b, result = (g.replace(" ", "") if g else "" for g in m.groups()[:3])
+    steps.append(Step(a, b, result, int(m.group(4))))
+  return steps, lines[close - 1].replace(" ", ""), "\n".join(lines[close + 1:])
+
+
+# Data: operand lengths uniform in a range, so every length is well represented.
+
+@dataclasses.dataclass(frozen=True)
+class AdditionSplit:
+  num_examples: int
+  min_digits: int
+  max_digits: int
+  held_out: bool  # True: drawn only from held-out pairs (test); False: never from them
+
+
+def is_held_out(a: int, b: int) -> bool:
+  """A fixed tenth of all operand pairs, reserved for evaluation splits.
+
+  Splitting the pair space (rather than removing sampled test pairs from
+  train) keeps train and test disjoint without starving short lengths.
+  """
+  h = (a * 0x9E3779B1 + b * 0x85EBCA77 + 0x165667B1) & 0xFFFFFFFF
+  h = ((h ^ (h >> 15)) * 0x2C1B3C6D) & 0xFFFFFFFF
+  return (h ^ (h >> 12)) % 10 == 0
+
+
+def sample_operand(rng: np.random.Generator, num_digits: int) -> int:
+  if num_digits == 1:
+    return int(rng.integers(0, 10))
+  return int(rng.integers(10 ** (num_digits - 1), 10 ** num_digits))
+
+
+def generate_pairs(split: AdditionSplit, seed: int) -> list[tuple[int, int]]:
+  """Deterministic operand pairs for a split; held-out pairs only in eval splits."""
+  rng = np.random.default_rng(seed)
+  pairs = []
+  while len(pairs) < split.num_examples:
+    la, lb = rng.integers(split.min_digits, split.max_digits + 1, size=2)
+    a, b = sample_operand(rng, int(la)), sample_operand(rng, int(lb))
+    if is_held_out(a, b) == split.held_out:
+      pairs.append((a, b))
+  return pairs

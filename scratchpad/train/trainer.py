@@ -1,0 +1,179 @@
+"""Training: one jitted, sharded, state-donating step, and the loop around it."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import tensorboardX
+from flax import nnx
+
+from scratchpad import config as config_lib
+from scratchpad.model import transformer
+from scratchpad.tasks import get_task_info
+from scratchpad.train import checkpoints, input_pipeline, sharding
+from scratchpad.train.progress import Progress
+
+
+def lr_schedule(train_cfg) -> optax.Schedule:
+  """Linear warmup from 0, then cosine decay to `final_lr_fraction` of the peak."""
+  return optax.warmup_cosine_decay_schedule(
+      0.0, train_cfg.learning_rate, max(train_cfg.warmup_steps, 1), max(train_cfg.steps, train_cfg.warmup_steps + 1),
+      end_value=train_cfg.learning_rate * train_cfg.final_lr_fraction)
+
+
+def make_optimizer(train_cfg) -> optax.GradientTransformation:
+  """AdamW on the schedule, after global-norm clipping."""
+  schedule = lr_schedule(train_cfg)
+  decay_mask = lambda params: jax.tree.map(lambda p: p.ndim >= 2, params)  # no decay on norms
+  return optax.chain(
+      optax.clip_by_global_norm(train_cfg.grad_clip),
+      optax.adamw(schedule, b1=train_cfg.b1, b2=train_cfg.b2, weight_decay=train_cfg.weight_decay,
+                  mask=decay_mask))
+
+
+class Setup:
+  """Everything a run derives from its config: model graph, optimizer, mesh, shardings."""
+
+  def __init__(self, cfg: ml_collections.ConfigDict, devices=None):
+    self.cfg = cfg
+    self.model_cfg = config_lib.model_config(cfg)
+    self.mesh = sharding.make_mesh(cfg.mesh.shape, devices)
+    rules = [tuple(r) for r in cfg.mesh.rules]
+    abstract_model = nnx.eval_shape(lambda: transformer.Transformer(self.model_cfg, nnx.Rngs(0)))
+    self.graphdef, abstract_params = nnx.split(abstract_model, nnx.Param)
+    self.tx = make_optimizer(cfg.train)
+    param_shardings = sharding.param_shardings(abstract_params, rules, self.mesh)
+    abstract = jax.eval_shape(self._init_state)
+    rep = sharding.replicated(self.mesh)
+    self.state_shardings = {
+        "step": rep,
+        "params": param_shardings,
+        "opt_state": optax.tree_map_params(self.tx, lambda _, s: s, abstract["opt_state"], param_shardings,
+                                           transform_non_params=lambda _: rep),
+    }
+    self.abstract_state = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+                                       abstract, self.state_shardings)
+    self.batch_sharding = sharding.batch_sharding(self.mesh, rules)
+
+  def _init_state(self):
+    model = transformer.Transformer(self.model_cfg, nnx.Rngs(self.cfg.seed))
+    params = nnx.to_pure_dict(nnx.split(model, nnx.Param)[1])
+    return {"step": jnp.zeros((), jnp.int32), "params": params, "opt_state": self.tx.init(params)}
+
+  def init_state(self):
+    return jax.jit(self._init_state, out_shardings=self.state_shardings)()
+
+  def train_step_fn(self):
+    """The train step, jitted with explicit shardings and the state donated."""
+    graphdef, tx = self.graphdef, self.tx
+
+    def train_step(state, batch):
+      def loss_fn(params):
+        model = nnx.merge(graphdef, params)
+        logits_BxLxV, _ = model(batch["decoder_input_tokens"], batch["decoder_positions"],
+                                batch["decoder_segment_ids"])
+        return weighted_loss(logits_BxLxV, batch["decoder_target_tokens"], batch["decoder_loss_weights"])
+
+      (loss, accuracy), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
+      updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
+      new_state = {"step": state["step"] + 1, "params": optax.apply_updates(state["params"], updates),
+                   "opt_state": opt_state}
+      return new_state, {"loss": loss, "token_accuracy": accuracy, "grad_norm": optax.global_norm(grads),
+                         "tokens": jnp.sum(batch["decoder_segment_ids"] != 0)}
+
+    rep = sharding.replicated(self.mesh)
+    batch_shardings = {k: self.batch_sharding for k in input_pipeline.MODEL_FEATURES}
+    return jax.jit(train_step, in_shardings=(self.state_shardings, batch_shardings),
+                   out_shardings=(self.state_shardings, rep), donate_argnums=0)
+
+
+def weighted_loss(logits_BxLxV, targets_BxL, weights_BxL):
+  """Mean cross-entropy over positions with weight (targets only), and token accuracy."""
+  ce_BxL = optax.softmax_cross_entropy_with_integer_labels(logits_BxLxV, targets_BxL)
+  weights_BxL = weights_BxL.astype(jnp.float32)
+  total = jnp.maximum(weights_BxL.sum(), 1.0)
+  correct_BxL = (jnp.argmax(logits_BxLxV, -1) == targets_BxL).astype(jnp.float32)
+  return (ce_BxL * weights_BxL).sum() / total, (correct_BxL * weights_BxL).sum() / total
+
+
+class MetricsWriter:
+  """JSON lines in WORKDIR/metrics.jsonl and TensorBoard events in WORKDIR/tensorboard."""
+
+  def __init__(self, workdir: str):
+    self._active = jax.process_index() == 0
+    if self._active:
+      self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a")
+      self._tb = tensorboardX.SummaryWriter(os.path.join(workdir, "tensorboard"))
+
+  def write(self, step: int, metrics: dict[str, float]):
+    if not self._active:
+      return
+    self._jsonl.write(json.dumps({"step": step, **metrics}) + "\n")
+    self._jsonl.flush()
+    for k, v in metrics.items():
+      self._tb.add_scalar(k, v, global_step=step)
+    self._tb.flush()
+
+  def close(self):
+    if self._active:
+      self._jsonl.close()
+      self._tb.close()
+
+
+def train(cfg: ml_collections.ConfigDict, workdir: str, devices=None, stop_after: int | None = None):
+  """Trains `cfg` in `workdir`, resuming from its latest checkpoint.
+
+  Returns the final state and the list of logged metrics. `stop_after` ends the
+  run early after that many steps of this call (tests use it to "kill" a run).
+  """
+  task_info = get_task_info(cfg.task)
+  input_pipeline.check_lengths(task_info, cfg.data)
+  config_lib.check_same_model(cfg, workdir)
+  setup = Setup(cfg, devices)
+  mngr = checkpoints.manager(workdir, cfg.train.checkpoint_every, cfg.train.keep_checkpoints)
+  state = checkpoints.restore(mngr, setup.abstract_state)
+  config_lib.save_config(cfg, workdir)
+  if state is None:
+    state = setup.init_state()
+  start = int(state["step"])
+  if start >= cfg.train.steps:
+    print(f"{workdir}: already trained to step {start} of {cfg.train.steps}")
+    mngr.close()
+    return state, []
+  train_step = setup.train_step_fn()
+  batches = input_pipeline.global_batches(cfg.task, cfg.data, cfg.train.batch_size, cfg.seed,
+                                          setup.batch_sharding, start_step=start)
+  writer = MetricsWriter(workdir)
+  end = cfg.train.steps if stop_after is None else min(cfg.train.steps, start + stop_after)
+  progress = Progress(start, cfg.train.steps, desc=f"train {cfg.task}")
+  schedule = lr_schedule(cfg.train)
+  history, pending = [], []
+  last_time = time.perf_counter()
+  for step in range(start, end):
+    state, metrics = train_step(state, next(batches))
+    pending.append(metrics)  # fetched only when logged, so dispatch runs ahead
+    done = step + 1
+    if done % cfg.train.log_every == 0 or done == end:
+      pending = jax.device_get(pending)
+      now = time.perf_counter()
+      logged = {k: float(np.mean([m[k] for m in pending])) for k in ("loss", "token_accuracy", "grad_norm")}
+      logged["tokens_per_second"] = sum(int(m["tokens"]) for m in pending) / (now - last_time)
+      logged["learning_rate"] = float(schedule(done))
+      history.append({"step": done, **logged})
+      writer.write(done, logged)
+      progress.update(done, logged["loss"], logged["tokens_per_second"])
+      pending, last_time = [], now
+    checkpoints.save(mngr, done, state, force=(done == end))
+  mngr.wait_until_finished()
+  mngr.close()
+  writer.close()
+  progress.close()
+  return state, history
+
