@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import importlib.util
 import json
 import os
 
@@ -13,6 +15,51 @@ from scratchpad.tasks import VOCABULARY
 CONFIG_FILE = "config.json"
 # The config fields that fix the shapes of the parameters in a checkpoint.
 SHAPE_KEYS = ("num_layers", "d_model", "num_heads", "mlp_dim", "max_length", "position_encoding")
+
+
+def load_config_file(spec: str) -> ml_collections.ConfigDict:
+  """Loads `path/to/config.py:ARGS` by calling the file's `get_config(ARGS)`."""
+  path, _, arg = spec.partition(":")
+  if not os.path.isfile(path):
+    raise ValueError(f"config file {path!r} does not exist")
+  module_spec = importlib.util.spec_from_file_location("scratchpad_user_config", path)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  if not hasattr(module, "get_config"):
+    raise ValueError(f"config file {path!r} has no get_config()")
+  return module.get_config(arg or None)
+
+
+def _parse_value(text: str, old):
+  if isinstance(old, bool):
+    if text.lower() not in ("true", "false", "1", "0"):
+      raise ValueError(f"expected true or false, got {text!r}")
+    return text.lower() in ("true", "1")
+  if isinstance(old, (int, float)) and not isinstance(old, bool):
+    value = ast.literal_eval(text)
+    if not isinstance(value, (int, float)) or (isinstance(old, int) and not isinstance(value, int)):
+      raise ValueError(f"expected {type(old).__name__}, got {text!r}")
+    return type(old)(value)
+  if isinstance(old, (tuple, list)):
+    value = ast.literal_eval(text)
+    return tuple(value) if isinstance(value, (tuple, list)) else (value,)
+  return text
+
+
+def override(cfg: ml_collections.ConfigDict, key: str, text: str) -> None:
+  """Sets `cfg.<key>` from command-line text, typed like the value it replaces."""
+  *parents, leaf = key.split(".")
+  node, path = cfg, "config"
+  for name in parents:
+    if name not in node or not isinstance(node[name], ml_collections.ConfigDict):
+      raise ValueError(f"unknown config key {key!r}: {path} has no section {name!r}")
+    node, path = node[name], f"{path}.{name}"
+  if leaf not in node:
+    raise ValueError(f"unknown config key {key!r}; {path} has: {', '.join(sorted(node.keys()))}")
+  try:
+    node[leaf] = _parse_value(text, node[leaf])
+  except (ValueError, SyntaxError) as e:
+    raise ValueError(f"bad value for config key {key!r}: {e}") from None
 
 
 def padded_vocab_size(multiple: int = 8) -> int:
@@ -49,5 +96,7 @@ def check_same_model(cfg: ml_collections.ConfigDict, workdir: str) -> None:
   saved = load_config(workdir)
   diffs = [f"model.{k}={cfg.model[k]!r} but the checkpoint has {saved.model[k]!r}"
            for k in SHAPE_KEYS if saved.model.get(k) != cfg.model[k]]
+  if saved.task != cfg.task:
+    diffs.append(f"task={cfg.task!r} but the checkpoint was trained on {saved.task!r}")
   if diffs:
-    raise ValueError(f"{workdir} holds a checkpoint of a different model: {'; '.join(diffs)}")
+    raise ValueError(f"{workdir} holds a checkpoint from another config: {'; '.join(diffs)}")

@@ -52,8 +52,8 @@ def param_shardings(abstract_state: nnx.State, rules, mesh: Mesh):
   """NamedShardings for an nnx parameter State, as a pure dict like its values."""
 
   def one(variable):
-    axes = variable.get_metadata().get("logical_axes") or (None,) * variable.value.ndim
-    return NamedSharding(mesh, logical_to_mesh_spec(axes, rules, mesh, variable.value.shape))
+    axes = variable.get_metadata().get("logical_axes") or (None,) * variable.get_value().ndim
+    return NamedSharding(mesh, logical_to_mesh_spec(axes, rules, mesh, variable.get_value().shape))
 
   shardings = jax.tree.map(one, abstract_state, is_leaf=lambda x: isinstance(x, nnx.Variable))
   return nnx.to_pure_dict(shardings)

@@ -85,7 +85,7 @@ class Setup:
       updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
       new_state = {"step": state["step"] + 1, "params": optax.apply_updates(state["params"], updates),
                    "opt_state": opt_state}
-      return new_state, {"loss": loss, "token_accuracy": accuracy, "grad_norm": optax.global_norm(grads),
+      return new_state, {"loss": loss, "token_accuracy": accuracy, "grad_norm": optax.tree.norm(grads),
                          "tokens": jnp.sum(batch["decoder_segment_ids"] != 0)}
 
     rep = sharding.replicated(self.mesh)

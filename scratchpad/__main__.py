@@ -1,0 +1,5 @@
+import sys
+
+from scratchpad.cli import main
+
+sys.exit(main())

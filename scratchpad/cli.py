@@ -1,0 +1,169 @@
+"""`python -m scratchpad COMMAND --config=FILE.py:ARGS [--config.KEY=VALUE ...] --workdir=DIR`.
+
+Commands:
+  train     train (resuming from WORKDIR's latest checkpoint)
+  evaluate  evaluate WORKDIR's latest checkpoint: WORKDIR/results.json and a table
+  predict   print the model's completion of --input
+  compare   train and evaluate each format of an experiment (default: direct and
+            scratchpad) in WORKDIR/FORMAT, then print one table: the main job
+
+Every bad input ends in one line `error: ...` and exit status 2, before anything
+in the workdir is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow is only the data pipeline here
+
+
+class UsageError(ValueError):
+  pass
+
+
+class _Parser(argparse.ArgumentParser):
+  def error(self, message):
+    raise UsageError(message)
+
+
+def _parser() -> argparse.ArgumentParser:
+  p = _Parser(prog="python -m scratchpad", description=__doc__.split("\n\n")[0],
+              formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
+  p.add_argument("command", choices=("train", "evaluate", "predict", "compare"))
+  p.add_argument("--config", help="FILE.py[:ARGS], e.g. configs/addition.py:scratchpad,tiny")
+  p.add_argument("--workdir", required=True, help="where checkpoints, metrics and results live")
+  p.add_argument("--input", help="predict: the input text, e.g. '2 9 + 5 7'")
+  p.add_argument("--formats", default="direct,scratchpad", help="compare: the formats to run")
+  p.add_argument("--max_new_tokens", type=int, default=1024, help="predict: decoding limit")
+  p.add_argument("--distributed", action="store_true",
+                 help="call jax.distributed.initialize() first (multi-host TPU/GPU)")
+  return p
+
+
+def split_overrides(argv: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
+  """Separates `--config.KEY=VALUE` overrides from the other arguments."""
+  rest, overrides = [], []
+  for arg in argv:
+    if arg.startswith("--config."):
+      key, eq, value = arg[len("--config."):].partition("=")
+      if not eq:
+        raise UsageError(f"override {arg!r} needs a value: --config.{key}=VALUE")
+      overrides.append((key, value))
+    else:
+      rest.append(arg)
+  return rest, overrides
+
+
+def build_config(spec: str, overrides):
+  from scratchpad import config as config_lib
+  cfg = config_lib.load_config_file(spec)
+  for key, value in overrides:
+    config_lib.override(cfg, key, value)
+  return cfg
+
+
+def _restore_for_eval(cfg, workdir):
+  """The graph and parameters of WORKDIR's latest checkpoint, for `cfg`'s model."""
+  from scratchpad.train import checkpoints, trainer
+  setup = trainer.Setup(cfg)
+  mngr = checkpoints.manager(workdir)
+  state = checkpoints.restore(mngr, setup.abstract_state)
+  mngr.close()
+  if state is None:
+    raise ValueError(f"{workdir} has no checkpoint to evaluate")
+  return setup.graphdef, state["params"], int(state["step"])
+
+
+def _workdir_config(args, overrides):
+  """A workdir's own config, or --config checked against it."""
+  from scratchpad import config as config_lib
+  if args.config:
+    cfg = build_config(args.config, overrides)
+    config_lib.check_same_model(cfg, args.workdir)
+    return cfg
+  cfg = config_lib.load_config(args.workdir)
+  for key, value in overrides:
+    config_lib.override(cfg, key, value)
+  return cfg
+
+
+def train_and_evaluate(cfg, workdir: str):
+  from scratchpad.evaluation import evaluator
+  from scratchpad.train import trainer
+  state, _ = trainer.train(cfg, workdir)
+  setup = trainer.Setup(cfg)
+  return evaluator.evaluate(cfg, workdir, setup.graphdef, state["params"])
+
+
+def compare(args, overrides) -> None:
+  """The main job: each format trained and evaluated, one table at the end."""
+  from scratchpad import report
+  from scratchpad.evaluation.evaluator import write_json
+  spec_path, _, spec_args = args.config.partition(":")
+  formats = [f for f in args.formats.split(",") if f]
+  # Build and check every config before anything trains or writes.
+  configs = {fmt: build_config(f"{spec_path}:{','.join([a for a in spec_args.split(',') if a] + [fmt])}",
+                               overrides) for fmt in formats}
+  from scratchpad import config as config_lib
+  for fmt, cfg in configs.items():
+    config_lib.check_same_model(cfg, os.path.join(args.workdir, fmt))
+  t0 = time.perf_counter()
+  results = {}
+  for fmt, cfg in configs.items():
+    print(f"== {fmt}: task {cfg.task}, {cfg.train.steps} steps ==", flush=True)
+    results[fmt] = train_and_evaluate(cfg, os.path.join(args.workdir, fmt))
+  minutes = (time.perf_counter() - t0) / 60
+  table = report.results_table(results)
+  tasks = ", ".join(sorted({c.task for c in configs.values()}))
+  summary = f"{args.config} ({tasks}), wall time {minutes:.1f} min\n\n{table}\n"
+  write_json(os.path.join(args.workdir, "results.json"), results)
+  with open(os.path.join(args.workdir, "results.md"), "w") as f:
+    f.write(summary)
+  print("\n" + summary)
+
+
+def run(argv: list[str]) -> None:
+  rest, overrides = split_overrides(argv)
+  args = _parser().parse_args(rest)
+  if args.distributed:
+    import jax
+    jax.distributed.initialize()
+  if args.command in ("train", "compare") and not args.config:
+    raise UsageError(f"{args.command} needs --config=FILE.py[:ARGS]")
+  if args.command == "predict" and args.input is None:
+    raise UsageError("predict needs --input='...'")
+
+  if args.command == "train":
+    from scratchpad.train import trainer
+    trainer.train(build_config(args.config, overrides), args.workdir)
+  elif args.command == "compare":
+    compare(args, overrides)
+  elif args.command == "evaluate":
+    from scratchpad import report
+    from scratchpad.evaluation import evaluator
+    cfg = _workdir_config(args, overrides)
+    graphdef, params, step = _restore_for_eval(cfg, args.workdir)
+    results = evaluator.evaluate(cfg, args.workdir, graphdef, params)
+    print(report.results_table({f"{cfg.task}@{step}": results}))
+  elif args.command == "predict":
+    from scratchpad.evaluation import evaluator
+    from scratchpad.tasks import get_task_info
+    from scratchpad.tasks.vocabulary import check_text
+    cfg = _workdir_config(args, overrides)
+    check_text(args.input, get_task_info(cfg.task).alphabet)  # before any restoring
+    graphdef, params, _ = _restore_for_eval(cfg, args.workdir)
+    print(evaluator.predict(cfg.task, graphdef, params, args.input, args.max_new_tokens))
+
+
+def main(argv=None) -> int:
+  try:
+    run(sys.argv[1:] if argv is None else argv)
+  except (ValueError, KeyError, FileNotFoundError) as e:
+    message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+  return 0

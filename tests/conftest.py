@@ -1,0 +1,42 @@
+"""Tests run on 8 host CPU devices, so sharding is exercised on one machine."""
+
+import os
+
+os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8").strip()
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import pathlib  # noqa: E402
+
+import pytest  # noqa: E402
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def tiny_config(*variant: str, **overrides):
+  """configs/addition.py at test size: 2 layers of width 32, short runs.
+
+  `overrides` are `section__key=value` pairs, e.g. train__steps=20.
+  """
+  from scratchpad import config as config_lib
+  cfg = config_lib.load_config_file(f"{ROOT / 'configs' / 'addition.py'}:{','.join(variant)}")
+  cfg.model.update(num_layers=2, d_model=32, num_heads=2, mlp_dim=64)
+  cfg.train.update(batch_size=8, steps=10, warmup_steps=2, log_every=5, checkpoint_every=5)
+  cfg.eval.update(batch_size=64, max_examples=64)
+  for key, value in overrides.items():
+    section, name = key.split("__")
+    cfg[section][name] = value
+  return cfg
+
+
+def on_task(cfg, task: str):
+  """Points `cfg` at `task`, with data lengths that fit its longest training example."""
+  from scratchpad.tasks import get_task_info
+  cfg.task = task
+  longest = get_task_info(task).max_lengths["train"]
+  cfg.data.update(inputs_length=longest["inputs"], targets_length=longest["targets"])
+  return cfg
+
+
+@pytest.fixture
+def make_config():
+  return tiny_config

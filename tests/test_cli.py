@@ -1,0 +1,95 @@
+"""The command line: train, evaluate, predict, and one-line errors that write nothing."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+from scratchpad import cli
+
+CONFIG = f"--config={ROOT / 'configs' / 'addition.py'}:scratchpad,tiny"
+TINY = ["--config.task=addition_scratchpad_1to2", "--config.model.num_layers=2", "--config.model.d_model=32",
+        "--config.model.num_heads=2", "--config.model.mlp_dim=64", "--config.train.batch_size=8",
+        "--config.train.steps=4", "--config.train.log_every=2", "--config.eval.max_examples=16",
+        "--config.eval.batch_size=16"]
+
+
+def snapshot(path):
+  """Every file under `path` with its bytes: to show that nothing was written."""
+  out = {}
+  for root, _, files in os.walk(path):
+    for name in files:
+      with open(os.path.join(root, name), "rb") as f:
+        out[os.path.join(root, name)] = f.read()
+  return out
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+  workdir = str(tmp_path_factory.mktemp("run"))
+  assert cli.main(["train", CONFIG, *TINY, f"--workdir={workdir}"]) == 0
+  return workdir
+
+
+def error_of(capsys, argv):
+  assert cli.main(argv) == 2
+  err = capsys.readouterr().err.strip().splitlines()
+  assert len(err) == 1 and err[0].startswith("error: "), err
+  return err[0]
+
+
+def test_train_writes_checkpoints_metrics_and_config(trained):
+  assert os.path.isdir(os.path.join(trained, "checkpoints", "4"))
+  lines = open(os.path.join(trained, "metrics.jsonl")).read().splitlines()
+  assert [json.loads(l)["step"] for l in lines] == [2, 4]
+  assert {"loss", "tokens_per_second", "learning_rate"} <= set(json.loads(lines[-1]))
+  assert os.listdir(os.path.join(trained, "tensorboard"))
+
+
+def test_evaluate_writes_results_and_prints_a_table(trained, capsys):
+  assert cli.main(["evaluate", f"--workdir={trained}"]) == 0
+  out = capsys.readouterr().out
+  results = json.load(open(os.path.join(trained, "results.json")))
+  assert set(results) == {"test", "ood"}
+  for metrics in results.values():
+    assert {"answer_accuracy", "sequence_accuracy"} <= set(metrics) and metrics["num_examples"] == 16
+  assert "answer_accuracy" in out and "ood" in out
+
+
+@pytest.mark.parametrize("argv,expected", [
+    (["train", CONFIG, "--config.train.stepz=3"], "unknown config key 'train.stepz'"),
+    (["train", f"--config={ROOT / 'configs' / 'addition.py'}:scratchpad,huge"], "unknown variant 'huge'"),
+    (["train", CONFIG, "--config.task=addition_multiply"], "unknown task 'addition_multiply'"),
+    (["train", "--config=configs/nowhere.py"], "config file 'configs/nowhere.py' does not exist"),
+    (["train", CONFIG, "--config.train.steps=many"], "bad value for config key 'train.steps'"),
+    (["fly", CONFIG], "invalid choice: 'fly'"),
+])
+def test_bad_input_is_one_line_and_writes_nothing(argv, expected, capsys, tmp_path):
+  workdir = tmp_path / "new"
+  assert expected in error_of(capsys, argv + [f"--workdir={workdir}"])
+  assert not workdir.exists()
+
+
+def test_checkpoint_from_another_model_shape_is_refused(trained, capsys):
+  before = snapshot(trained)
+  message = error_of(capsys, ["train", CONFIG, *TINY, "--config.model.d_model=64", f"--workdir={trained}"])
+  assert "another config" in message and "d_model=64" in message
+  assert snapshot(trained) == before
+
+
+def test_predict_rejects_characters_the_task_never_uses(trained, capsys):
+  before = snapshot(trained)
+  message = error_of(capsys, ["predict", f"--workdir={trained}", "--input=2 9 * 5 7"])
+  assert "'*'" in message
+  assert snapshot(trained) == before
+
+
+def test_predict_prints_a_completion_from_the_command_line(trained):
+  run = subprocess.run([sys.executable, "-m", "scratchpad", "predict", f"--workdir={trained}",
+                        "--input=2 9 + 5 7", "--max_new_tokens=40"],
+                       capture_output=True, text=True, cwd=ROOT, timeout=300)
+  assert run.returncode == 0, run.stderr
+  assert run.stdout.strip()  # an untrained model's text, but text from the real path

@@ -1,0 +1,62 @@
+"""The seqio Tasks: registration, features, splits and the packed loss weights."""
+
+import numpy as np
+import pytest
+import seqio
+
+import scratchpad.tasks
+from scratchpad.tasks import addition, get_task_info
+from conftest import on_task
+from scratchpad.train import input_pipeline
+
+SMALL = {"inputs": 10, "targets": 32}
+
+
+@pytest.mark.parametrize("name,sizes", [("addition_direct", (100_000, 10_000, 1_000)),
+                                        ("addition_scratchpad", (100_000, 10_000, 1_000))])
+def test_paper_tasks_are_registered_with_their_splits(name, sizes):
+  task = seqio.get_mixture_or_task(name)
+  assert [task.num_input_examples(s) for s in ("train", "test", "ood")] == list(sizes)
+  assert set(task.output_features) == {"inputs", "targets"}
+  info = get_task_info(name)
+  assert info.max_lengths["ood"]["inputs"] > info.max_lengths["test"]["inputs"]
+
+
+def test_examples_keep_pretokenized_text_and_match_the_format():
+  ds = seqio.get_mixture_or_task("addition_scratchpad_1to2").get_dataset(
+      sequence_length=None, split="test", shuffle=False, trim_output_features=False)
+  for ex in ds.take(20).as_numpy_iterator():
+    inputs = ex["inputs_pretokenized"].decode()
+    a, b = (int(x.replace(" ", "")) for x in inputs.split(" + "))
+    assert ex["targets_pretokenized"].decode() == addition.scratchpad_target(a, b)
+    assert ex["inputs"].tolist() == scratchpad.tasks.VOCABULARY.encode(inputs) + [1]  # eos ends the input
+
+
+def test_unknown_task_is_a_clear_error():
+  with pytest.raises(ValueError, match="unknown task 'addition_multiply'"):
+    get_task_info("addition_multiply")
+
+
+def test_lengths_that_would_trim_are_rejected(make_config):
+  cfg = make_config("scratchpad", data__targets_length=20)
+  with pytest.raises(ValueError, match="targets_length=20 is shorter"):
+    input_pipeline.check_lengths(get_task_info(cfg.task), cfg.data)
+
+
+def test_packed_loss_weights_are_zero_on_inputs_and_padding(make_config):
+  cfg = make_config("direct")
+  on_task(cfg, "addition_direct_1to2")
+  cfg.data.targets_length = 24  # room to pack several examples in a row
+  ds = input_pipeline.host_dataset(cfg.task, cfg.data, local_batch_size=4, seed=0)
+  batch = next(ds.as_numpy_iterator())
+  tokens, weights, segments = (batch[k] for k in ("decoder_target_tokens", "decoder_loss_weights",
+                                                   "decoder_segment_ids"))
+  assert segments.max() > 1, "examples should be packed"
+  assert not weights[segments == 0].any(), "padding carries loss"
+  for row in range(tokens.shape[0]):
+    for seg in set(segments[row][segments[row] > 0]):
+      where = np.flatnonzero(segments[row] == seg)
+      seq, w = tokens[row, where].tolist(), weights[row, where].tolist()
+      input_length = seq.index(1) + 1  # the input ends with its eos
+      assert w[:input_length] == [0] * input_length, "inputs carry loss"
+      assert all(w[input_length:]), "every target token carries loss"
