@@ -160,6 +160,8 @@ def run(argv: list[str]) -> None:
 
 
 def main(argv=None) -> int:
+  from absl import logging
+  logging.set_verbosity(logging.ERROR)  # seqio's advice on caching is not for this scale
   try:
     run(sys.argv[1:] if argv is None else argv)
   except (ValueError, KeyError, FileNotFoundError) as e:

@@ -37,10 +37,19 @@ def test_unknown_task_is_a_clear_error():
     get_task_info("addition_multiply")
 
 
+def test_zero_lengths_take_the_longest_example(make_config):
+  cfg = make_config("scratchpad", data__inputs_length=0, data__targets_length=0)
+  cfg.task = "addition_scratchpad_1to4"
+  input_pipeline.resolve_lengths(get_task_info(cfg.task), cfg.data)
+  n = 9999  # the longest 1-4 digit example: all nines, a carry in every column
+  assert cfg.data.inputs_length == len(addition.addition_input(n, n)) + 1
+  assert cfg.data.targets_length == len(scratchpad.tasks.VOCABULARY.encode(addition.scratchpad_target(n, n))) + 1
+
+
 def test_lengths_that_would_trim_are_rejected(make_config):
   cfg = make_config("scratchpad", data__targets_length=20)
   with pytest.raises(ValueError, match="targets_length=20 is shorter"):
-    input_pipeline.check_lengths(get_task_info(cfg.task), cfg.data)
+    input_pipeline.resolve_lengths(get_task_info(cfg.task), cfg.data)
 
 
 def test_packed_loss_weights_are_zero_on_inputs_and_padding(make_config):

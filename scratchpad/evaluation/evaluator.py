@@ -49,17 +49,21 @@ def generate(graphdef, params, prompts: list[list[int]], prompt_length: int, max
   """Greedy completions of `prompts`, as text up to (not including) eos.
 
   Every batch has the same shape (the last is padded), so decoding compiles once.
+  Prompts are batched by length, so a batch's rows tend to finish together and
+  the decode loop stops early.
   """
-  texts = []
+  order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+  texts = [""] * len(prompts)
   for start in range(0, len(prompts), batch_size):
-    chunk = prompts[start:start + batch_size]
+    rows = order[start:start + batch_size]
+    chunk = [prompts[i] for i in rows]
     padded = chunk + [chunk[-1]] * (batch_size - len(chunk))
     tokens, segment_ids = left_pad(padded, prompt_length)
     out_BxT = np.asarray(decode.greedy_decode(graphdef, params, tokens, segment_ids,
                                               max_new_tokens=max_new_tokens, eos_id=EOS_ID))
-    for row in out_BxT[:len(chunk)]:
+    for i, row in zip(rows, out_BxT):
       ids = row.tolist()
-      texts.append(VOCABULARY.decode(ids[:ids.index(EOS_ID)] if EOS_ID in ids else ids))
+      texts[i] = VOCABULARY.decode(ids[:ids.index(EOS_ID)] if EOS_ID in ids else ids)
   return texts
 
 

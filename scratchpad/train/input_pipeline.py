@@ -26,11 +26,16 @@ def feature_lengths(data_cfg) -> dict[str, int]:
   return {"inputs": data_cfg.inputs_length, "targets": data_cfg.targets_length}
 
 
-def check_lengths(task_info, data_cfg, split: str = "train") -> None:
-  """A config whose lengths would trim the task's examples is an error, not a silent cut."""
+def resolve_lengths(task_info, data_cfg, split: str = "train") -> None:
+  """Sets lengths left at 0 to the task's longest example; rejects lengths that would trim.
+
+  A config whose lengths would cut the task's examples is an error, not a silent cut.
+  """
   longest = task_info.max_lengths[split]
   for feature, length in feature_lengths(data_cfg).items():
-    if longest[feature] > length:
+    if length == 0:
+      data_cfg[f"{feature}_length"] = longest[feature]
+    elif longest[feature] > length:
       raise ValueError(f"data.{feature}_length={length} is shorter than the longest {feature} of "
                        f"task {task_info.name} split {split} ({longest[feature]} tokens)")
 

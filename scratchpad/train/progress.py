@@ -16,20 +16,24 @@ def _duration(seconds: float) -> str:
 class Progress:
   """Prints `desc [####----] step/total loss tok/s elapsed left` on process 0.
 
-  On a terminal the line redraws in place; in a log each update is a new line.
+  On a terminal the line redraws in place at every update; in a log file a new
+  line is written at most every `log_seconds`, and at the last step.
   """
 
-  def __init__(self, start: int, total: int, desc: str, width: int = 20, stream=None):
+  def __init__(self, start: int, total: int, desc: str, width: int = 20, stream=None, log_seconds: float = 15.0):
     self.start, self.total, self.desc, self.width = start, total, desc, width
     self.stream = stream or sys.stderr
-    self.t0 = time.perf_counter()
+    self.t0 = self.last_line = time.perf_counter()
     self.active = jax.process_index() == 0
     self.tty = self.stream.isatty()
+    self.log_seconds = log_seconds
 
   def update(self, step: int, loss: float, tokens_per_second: float):
-    if not self.active:
+    now = time.perf_counter()
+    if not self.active or (not self.tty and step < self.total and now - self.last_line < self.log_seconds):
       return
-    elapsed = time.perf_counter() - self.t0
+    self.last_line = now
+    elapsed = now - self.t0
     rate = (step - self.start) / elapsed if elapsed > 0 else 0.0
     left = (self.total - step) / rate if rate > 0 else float("nan")
     filled = int(self.width * step / max(self.total, 1))

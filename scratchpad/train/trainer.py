@@ -134,7 +134,7 @@ def train(cfg: ml_collections.ConfigDict, workdir: str, devices=None, stop_after
   run early after that many steps of this call (tests use it to "kill" a run).
   """
   task_info = get_task_info(cfg.task)
-  input_pipeline.check_lengths(task_info, cfg.data)
+  input_pipeline.resolve_lengths(task_info, cfg.data)
   config_lib.check_same_model(cfg, workdir)
   setup = Setup(cfg, devices)
   mngr = checkpoints.manager(workdir, cfg.train.checkpoint_every, cfg.train.keep_checkpoints)
