@@ -49,13 +49,13 @@ def test_resumed_run_continues_exactly(make_config, tmp_path):
 
 def test_short_run_learns_small_addition_above_chance(make_config, tmp_path):
   from scratchpad.evaluation import evaluator
-  cfg = make_config("direct", train__steps=300, train__batch_size=32, train__learning_rate=1e-2,
-                    train__warmup_steps=30, train__log_every=100)
-  on_task(cfg, "addition_direct_1to2")
+  cfg = make_config("scratchpad", train__steps=400, train__batch_size=16, train__learning_rate=3e-3,
+                    train__warmup_steps=40, train__log_every=100)
+  on_task(cfg, "addition_scratchpad_1to2")
   cfg.model.update(num_layers=2, d_model=64, num_heads=4, mlp_dim=256)
   cfg.eval.update(splits=("test",), max_examples=200)
   state, history = trainer.train(cfg, str(tmp_path))
-  assert history[-1]["loss"] < history[0]["loss"]
+  assert history[-1]["loss"] < history[0]["loss"] / 10
   results = evaluator.evaluate(cfg, str(tmp_path), trainer.Setup(cfg).graphdef, state["params"])
   # Chance is under 2%: no single sum of two 1-2 digit operands is that frequent.
-  assert results["test"]["answer_accuracy"] > 5.0, results
+  assert results["test"]["answer_accuracy"] > 10.0, results
