@@ -60,7 +60,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   cfg.eval = ml_collections.ConfigDict(dict(splits=("test", "ood"), batch_size=500, max_examples=0))
   if recipe == "paper":
     cfg.task = f"addition_{fmt}"
-    cfg.data.update(pack=False, inputs_length=34, targets_length=336 if scratch else 10)
+    cfg.data.update(pack=False, inputs_length=34, targets_length=336 if scratch else 18)
   else:
     cfg.task = f"addition_{fmt}_1to2"
     cfg.train.update(steps=2500, batch_size=16)

@@ -69,3 +69,12 @@ def test_packed_loss_weights_are_zero_on_inputs_and_padding(make_config):
       input_length = seq.index(1) + 1  # the input ends with its eos
       assert w[:input_length] == [0] * input_length, "inputs carry loss"
       assert all(w[input_length:]), "every target token carries loss"
+
+
+@pytest.mark.parametrize("variant", ["direct,paper", "scratchpad,paper", "direct,laptop", "scratchpad,laptop"])
+def test_every_shipped_config_fits_its_task(variant):
+  from conftest import ROOT
+  from scratchpad import config as config_lib
+  cfg = config_lib.load_config_file(f"{ROOT / 'configs' / 'addition.py'}:{variant}")
+  input_pipeline.resolve_lengths(get_task_info(cfg.task), cfg.data)
+  assert cfg.data.inputs_length > 0 and cfg.data.targets_length > 0
