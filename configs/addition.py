@@ -68,5 +68,5 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   cfg.mesh = ml_collections.ConfigDict(dict(
       shape=(-1, 1, 1),  # (data, fsdp, tensor); -1 takes the remaining devices
       rules=(("batch", ("data", "fsdp")), ("embed", "fsdp"), ("vocab", "tensor"), ("heads", "tensor"),
-             ("mlp", "tensor"), ("kv", None), ("norm", None))))
+             ("mlp", "tensor"), ("kv", None), ("norm", None), ("position", None))))
   return cfg

@@ -101,15 +101,17 @@ def train_and_evaluate(cfg, workdir: str):
 
 def compare(args, overrides) -> None:
   """The main job: each format trained and evaluated, one table at the end."""
+  from scratchpad import config as config_lib
   from scratchpad import report
   from scratchpad.evaluation.evaluator import write_json
+  from scratchpad.tasks import get_task_info
   spec_path, _, spec_args = args.config.partition(":")
   formats = [f for f in args.formats.split(",") if f]
   # Build and check every config before anything trains or writes.
   configs = {fmt: build_config(f"{spec_path}:{','.join([a for a in spec_args.split(',') if a] + [fmt])}",
                                overrides) for fmt in formats}
-  from scratchpad import config as config_lib
   for fmt, cfg in configs.items():
+    get_task_info(cfg.task)
     config_lib.check_same_model(cfg, os.path.join(args.workdir, fmt))
   t0 = time.perf_counter()
   results = {}
@@ -117,9 +119,9 @@ def compare(args, overrides) -> None:
     print(f"== {fmt}: task {cfg.task}, {cfg.train.steps} steps ==", flush=True)
     results[fmt] = train_and_evaluate(cfg, os.path.join(args.workdir, fmt))
   minutes = (time.perf_counter() - t0) / 60
-  table = report.results_table(results)
-  tasks = ", ".join(sorted({c.task for c in configs.values()}))
-  summary = f"{args.config} ({tasks}), wall time {minutes:.1f} min\n\n{table}\n"
+  tasks = "\n".join(f"{fmt}: {cfg.task}, {get_task_info(cfg.task).description}, {cfg.train.steps} steps "
+                    f"of batch {cfg.train.batch_size}" for fmt, cfg in configs.items())
+  summary = f"{args.config}, wall time {minutes:.1f} min\n{tasks}\n\n{report.results_table(results)}\n"
   write_json(os.path.join(args.workdir, "results.json"), results)
   with open(os.path.join(args.workdir, "results.md"), "w") as f:
     f.write(summary)

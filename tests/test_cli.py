@@ -11,7 +11,7 @@ from conftest import ROOT
 from scratchpad import cli
 
 CONFIG = f"--config={ROOT / 'configs' / 'addition.py'}:scratchpad,tiny"
-TINY = ["--config.task=addition_scratchpad_1to2", "--config.model.num_layers=2", "--config.model.d_model=32",
+TINY = ["--config.model.num_layers=2", "--config.model.d_model=32",
         "--config.model.num_heads=2", "--config.model.mlp_dim=64", "--config.train.batch_size=8",
         "--config.train.steps=4", "--config.train.log_every=2", "--config.eval.max_examples=16",
         "--config.eval.batch_size=16"]
@@ -66,6 +66,8 @@ def test_evaluate_writes_results_and_prints_a_table(trained, capsys):
     (["train", "--config=configs/nowhere.py"], "config file 'configs/nowhere.py' does not exist"),
     (["train", CONFIG, "--config.train.steps=many"], "bad value for config key 'train.steps'"),
     (["fly", CONFIG], "invalid choice: 'fly'"),
+    (["compare", CONFIG, "--config.task=addition_multiply"], "unknown task 'addition_multiply'"),
+    (["compare", CONFIG, "--formats=direct,chain_of_thought"], "unknown variant 'chain_of_thought'"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(argv, expected, capsys, tmp_path):
   workdir = tmp_path / "new"
@@ -85,6 +87,18 @@ def test_predict_rejects_characters_the_task_never_uses(trained, capsys):
   message = error_of(capsys, ["predict", f"--workdir={trained}", "--input=2 9 * 5 7"])
   assert "'*'" in message
   assert snapshot(trained) == before
+
+
+def test_compare_trains_each_format_and_prints_one_table(tmp_path, capsys):
+  config = f"--config={ROOT / 'configs' / 'addition.py'}:tiny,laptop"
+  assert cli.main(["compare", config, *TINY, "--config.train.steps=2", f"--workdir={tmp_path}"]) == 0
+  results = json.load(open(tmp_path / "results.json"))
+  assert set(results) == {"direct", "scratchpad"}
+  assert json.load(open(tmp_path / "direct" / "config.json"))["task"] == "addition_direct_1to2"
+  out = capsys.readouterr().out
+  table = out[out.index("| run"):]
+  assert len(table.strip().splitlines()) == 2 + 4  # header, rule, 2 formats x (test, ood)
+  assert "train/test 1-2 digits, ood 3-4" in out  # the table says what range it was trained on
 
 
 def test_predict_prints_a_completion_from_the_command_line(trained):

@@ -26,7 +26,7 @@ def test_every_parameter_has_logical_axes():
   _, _, state = make("learned")
   for path, var in nnx.to_flat_state(state):
     axes = var.get_metadata().get("logical_axes")
-    assert axes is not None and len(axes) == var.get_value().ndim, path
+    assert axes is not None and len(axes) == var.get_value().ndim and None not in axes, path
 
 
 @pytest.mark.parametrize("position_encoding", ["rope", "learned"])

@@ -181,7 +181,7 @@ class Transformer(nnx.Module):
     self.embed_VxD = _param(rngs, nnx.initializers.normal(1.0), (cfg.vocab_size, cfg.d_model), ("vocab", "embed"))
     if cfg.position_encoding == "learned":
       self.position_PxD = _param(rngs, nnx.initializers.normal(0.02), (cfg.max_length, cfg.d_model),
-                                 (None, "embed"))
+                                 ("position", "embed"))
     self.blocks = nnx.List([Block(cfg, rngs) for _ in range(cfg.num_layers)])
     self.final_norm = RMSNorm(cfg.d_model)
     self.unembed_DxV = _param(rngs, nnx.initializers.lecun_normal(), (cfg.d_model, cfg.vocab_size),
