@@ -69,6 +69,8 @@ def build_config(spec: str, overrides):
 def _restore_for_eval(cfg, workdir):
   """The graph and parameters of WORKDIR's latest checkpoint, for `cfg`'s model."""
   from scratchpad.train import checkpoints, trainer
+  if not os.path.isdir(os.path.join(workdir, "checkpoints")):
+    raise ValueError(f"{workdir} has no checkpoint to evaluate")
   setup = trainer.Setup(cfg)
   mngr = checkpoints.manager(workdir)
   state = checkpoints.restore(mngr, setup.abstract_state)

@@ -67,6 +67,7 @@ def test_evaluate_writes_results_and_prints_a_table(trained, capsys):
     (["train", CONFIG, "--config.train.steps=many"], "bad value for config key 'train.steps'"),
     (["fly", CONFIG], "invalid choice: 'fly'"),
     (["compare", CONFIG, "--config.task=addition_multiply"], "unknown task 'addition_multiply'"),
+    (["evaluate"], "has no config.json: it is not the workdir of a training run"),
     (["compare", CONFIG, "--formats=direct,chain_of_thought"], "unknown variant 'chain_of_thought'"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(argv, expected, capsys, tmp_path):
