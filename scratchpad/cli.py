@@ -60,10 +60,7 @@ def split_overrides(argv: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
 
 def build_config(spec: str, overrides):
   from scratchpad import config as config_lib
-  cfg = config_lib.load_config_file(spec)
-  for key, value in overrides:
-    config_lib.override(cfg, key, value)
-  return cfg
+  return config_lib.apply_overrides(config_lib.load_config_file(spec), overrides)
 
 
 def _restore_for_eval(cfg, workdir):
@@ -87,10 +84,7 @@ def _workdir_config(args, overrides):
     cfg = build_config(args.config, overrides)
     config_lib.check_same_model(cfg, args.workdir)
     return cfg
-  cfg = config_lib.load_config(args.workdir)
-  for key, value in overrides:
-    config_lib.override(cfg, key, value)
-  return cfg
+  return config_lib.apply_overrides(config_lib.load_config(args.workdir), overrides)
 
 
 def train_and_evaluate(cfg, workdir: str):

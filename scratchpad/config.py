@@ -62,6 +62,13 @@ def override(cfg: ml_collections.ConfigDict, key: str, text: str) -> None:
     raise ValueError(f"bad value for config key {key!r}: {e}") from None
 
 
+def apply_overrides(cfg: ml_collections.ConfigDict, overrides) -> ml_collections.ConfigDict:
+  """Applies `(key, text)` command-line overrides in order; returns `cfg`."""
+  for key, text in overrides:
+    override(cfg, key, text)
+  return cfg
+
+
 def padded_vocab_size(multiple: int = 8) -> int:
   return -(-VOCABULARY.vocab_size // multiple) * multiple
 

@@ -31,9 +31,10 @@ def tiny_config(*variant: str, **overrides):
 def on_task(cfg, task: str):
   """Points `cfg` at `task`, with data lengths that fit its longest training example."""
   from scratchpad.tasks import get_task_info
+  from scratchpad.train import input_pipeline
   cfg.task = task
-  longest = get_task_info(task).max_lengths["train"]
-  cfg.data.update(inputs_length=longest["inputs"], targets_length=longest["targets"])
+  cfg.data.update(inputs_length=0, targets_length=0)
+  input_pipeline.resolve_lengths(get_task_info(task), cfg.data)
   return cfg
 
 
