@@ -6,6 +6,9 @@ Commands:
   predict   print the model's completion of --input
   compare   train and evaluate each format of an experiment (default: direct and
             scratchpad) in WORKDIR/FORMAT, then print one table: the main job
+  trace     print the execution trace of a Python program: `trace FILE.py`
+  data      build a task's splits and print their sizes, longest examples and
+            what was dropped: `data --task=programs_scratchpad`
 
 Every bad input ends in one line `error: ...` and exit status 2, before anything
 in the workdir is written.
@@ -33,9 +36,11 @@ class _Parser(argparse.ArgumentParser):
 def _parser() -> argparse.ArgumentParser:
   p = _Parser(prog="python -m scratchpad", description=__doc__.split("\n\n")[0],
               formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
-  p.add_argument("command", choices=("train", "evaluate", "predict", "compare"))
+  p.add_argument("command", choices=("train", "evaluate", "predict", "compare", "trace", "data"))
+  p.add_argument("program", nargs="?", help="trace: the Python file to trace")
   p.add_argument("--config", help="FILE.py[:ARGS], e.g. configs/addition.py:scratchpad,tiny")
-  p.add_argument("--workdir", required=True, help="where checkpoints, metrics and results live")
+  p.add_argument("--workdir", help="where checkpoints, metrics and results live")
+  p.add_argument("--task", help="data: the task to describe")
   p.add_argument("--input", help="predict: the input text, e.g. '2 9 + 5 7'")
   p.add_argument("--formats", default="direct,scratchpad", help="compare: the formats to run")
   p.add_argument("--max_new_tokens", type=int, default=1024, help="predict: decoding limit")
@@ -130,6 +135,25 @@ def run(argv: list[str]) -> None:
   if args.distributed:
     import jax
     jax.distributed.initialize()
+  if args.command == "trace":
+    from scratchpad.tasks import tracer  # the standard library alone: no TensorFlow
+    if not args.program:
+      raise UsageError("trace needs a Python file: python -m scratchpad trace FILE.py")
+    if not os.path.isfile(args.program):
+      raise ValueError(f"program file {args.program!r} does not exist")
+    with open(args.program) as f:
+      print(tracer.format_trace(tracer.trace_program(f.read())))
+    return
+  if args.command == "data":
+    if not args.task:
+      raise UsageError("data needs --task=NAME")
+    from scratchpad import report
+    print(report.task_summary(args.task))
+    return
+  if args.program:
+    raise UsageError(f"unexpected argument {args.program!r}")
+  if not args.workdir:
+    raise UsageError(f"{args.command} needs --workdir=DIR")
   if args.command in ("train", "compare") and not args.config:
     raise UsageError(f"{args.command} needs --config=FILE.py[:ARGS]")
   if args.command == "predict" and args.input is None:

@@ -17,6 +17,50 @@ CONFIG_FILE = "config.json"
 SHAPE_KEYS = ("num_layers", "d_model", "num_heads", "mlp_dim", "max_length", "position_encoding")
 
 
+# Model sizes shared by every experiment: name -> (layers, d_model, heads, mlp_dim).
+SIZES = {
+    "tiny": (4, 128, 4, 512),     # 0.8M parameters
+    "small": (6, 256, 8, 1024),   # 4.8M
+    "base": (12, 512, 8, 2048),   # 38M
+}
+
+
+def parse_variant(arg: str | None, choices: dict[str, tuple[str, ...]], defaults: dict[str, str],
+                  config_file: str) -> dict[str, str]:
+  """`"direct,small"` -> {"format": "direct", "size": "small", ...}: each token picks one kind."""
+  chosen = dict(defaults)
+  for token in filter(None, (arg or "").split(",")):
+    kinds = [kind for kind, names in choices.items() if token in names]
+    if not kinds:
+      raise ValueError(f"unknown variant {token!r} in {config_file}; choose from "
+                       + " | ".join(", ".join(names) for names in choices.values()))
+    chosen[kinds[0]] = token
+  return chosen
+
+
+def base_config(task: str, size: str, variant: dict[str, str]) -> ml_collections.ConfigDict:
+  """Every section a run needs, at the defaults an experiment's config file then adjusts."""
+  cfg = ml_collections.ConfigDict()
+  cfg.task = task
+  cfg.variant = ",".join(variant.values())
+  cfg.seed = 0
+  layers, d_model, heads, mlp = SIZES[size]
+  cfg.model = ml_collections.ConfigDict(dict(
+      num_layers=layers, d_model=d_model, num_heads=heads, mlp_dim=mlp, max_length=1024,
+      position_encoding="rope", rope_max_wavelength=10_000.0, dtype="float32"))
+  # Lengths left at 0 become the task's longest training example.
+  cfg.data = ml_collections.ConfigDict(dict(pack=True, inputs_length=0, targets_length=0))
+  cfg.train = ml_collections.ConfigDict(dict(
+      steps=5000, batch_size=32, learning_rate=3e-3, warmup_steps=100, final_lr_fraction=0.1, weight_decay=0.01,
+      grad_clip=1.0, b1=0.9, b2=0.98, log_every=25, checkpoint_every=500, keep_checkpoints=2))
+  cfg.eval = ml_collections.ConfigDict(dict(splits=("test",), batch_size=500, max_examples=0))
+  cfg.mesh = ml_collections.ConfigDict(dict(
+      shape=(-1, 1, 1),  # (data, fsdp, tensor); -1 takes the remaining devices
+      rules=(("batch", ("data", "fsdp")), ("embed", "fsdp"), ("vocab", "tensor"), ("heads", "tensor"),
+             ("mlp", "tensor"), ("kv", None), ("norm", None), ("position", None))))
+  return cfg
+
+
 def load_config_file(spec: str) -> ml_collections.ConfigDict:
   """Loads `path/to/config.py:ARGS` by calling the file's `get_config(ARGS)`."""
   path, _, arg = spec.partition(":")

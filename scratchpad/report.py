@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-METRICS = ("answer_accuracy", "sequence_accuracy")
+# Metrics shown in tables, in this order, when some run has them (all in %).
+METRICS = ("answer_accuracy", "sequence_accuracy", "trace_line_accuracy")
+
+
+def shown_metrics(results_by_run) -> list[str]:
+  present = {m for results in results_by_run.values() for metrics in results.values() for m in metrics}
+  return [m for m in METRICS if m in present]
 
 
 def results_rows(results_by_run: dict[str, dict[str, dict[str, float]]]) -> list[list[str]]:
   rows = []
   for run, results in results_by_run.items():
     for split, metrics in results.items():
-      rows.append([run, split] + [f"{metrics[m]:.1f}" for m in METRICS if m in metrics]
+      rows.append([run, split] + [f"{metrics[m]:.1f}" if m in metrics else "-" for m in shown_metrics(results_by_run)]
                   + [str(metrics.get("num_examples", ""))])
   return rows
 
@@ -21,6 +27,23 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def results_table(results_by_run: dict[str, dict[str, dict[str, float]]]) -> str:
-  """One row per run and split: answer and sequence accuracy (%) and the example count."""
-  header = ["run", "split", "answer_accuracy %", "sequence_accuracy %", "examples"]
+  """One row per run and split: answer and sequence accuracy (and trace-line accuracy
+  for program traces), in %, and the example count."""
+  header = ["run", "split"] + [f"{m} %" for m in shown_metrics(results_by_run)] + ["examples"]
   return markdown_table(header, results_rows(results_by_run))
+
+
+def task_summary(task_name: str) -> str:
+  """A task's splits: examples, longest input and target, and what its build dropped."""
+  import seqio
+  from scratchpad.tasks import get_task_info
+  from scratchpad.tasks.registry import PROGRAM_REPORTS
+  info = get_task_info(task_name)
+  lengths = info.max_lengths  # builds every split
+  rows = []
+  for split, longest in lengths.items():
+    n = sum(1 for _ in seqio.get_mixture_or_task(task_name).source.get_dataset(split, shuffle=False))
+    built = PROGRAM_REPORTS.get((task_name.rsplit("_", 1)[0], split))  # programs_large_direct -> programs_large
+    rows.append([split, str(n), str(longest["inputs"]), str(longest["targets"]), str(built) if built else "-"])
+  return f"{task_name}: {info.description}\n\n" + markdown_table(
+      ["split", "examples", "longest input", "longest target", "build"], rows)

@@ -71,10 +71,21 @@ def test_packed_loss_weights_are_zero_on_inputs_and_padding(make_config):
       assert all(w[input_length:]), "every target token carries loss"
 
 
-@pytest.mark.parametrize("variant", ["direct,paper", "scratchpad,paper", "direct,laptop", "scratchpad,laptop"])
-def test_every_shipped_config_fits_its_task(variant):
+@pytest.mark.parametrize("spec", [
+    "addition.py:direct,paper", "addition.py:scratchpad,paper", "addition.py:direct,laptop",
+    "addition.py:scratchpad,laptop", "polynomial.py:direct", "polynomial.py:scratchpad",
+    "programs.py:direct,paper", "programs.py:scratchpad,paper"])
+def test_every_shipped_config_fits_its_task(spec):
   from conftest import ROOT
   from scratchpad import config as config_lib
-  cfg = config_lib.load_config_file(f"{ROOT / 'configs' / 'addition.py'}:{variant}")
+  cfg = config_lib.load_config_file(f"{ROOT / 'configs' / spec}")
   input_pipeline.resolve_lengths(get_task_info(cfg.task), cfg.data)
   assert cfg.data.inputs_length > 0 and cfg.data.targets_length > 0
+  assert cfg.data.inputs_length + cfg.data.targets_length <= cfg.model.max_length
+
+
+def test_unknown_variant_is_a_clear_error():
+  from conftest import ROOT
+  from scratchpad import config as config_lib
+  with pytest.raises(ValueError, match="unknown variant 'huge' in configs/polynomial.py"):
+    config_lib.load_config_file(f"{ROOT / 'configs' / 'polynomial.py'}:direct,huge")

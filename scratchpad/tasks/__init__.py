@@ -1,11 +1,16 @@
 """Data: the byte vocabulary, the papers' formats and their seqio Tasks.
 
-`import scratchpad.tasks` registers every Task with seqio.
+`scratchpad.tasks.registry` registers every Task with seqio; asking this
+package for `TASKS`, `VOCABULARY`, `TaskInfo` or `get_task_info` imports it.
+The format modules and the tracer import without TensorFlow, so
+`python -m scratchpad trace` starts in a blink.
 """
 
-import tensorflow as tf
+_REGISTRY_NAMES = ("TASKS", "VOCABULARY", "TaskInfo", "get_task_info")
 
-# TensorFlow only feeds data (seqio, tf.data): the accelerators belong to JAX.
-tf.config.set_visible_devices([], "GPU")
 
-from scratchpad.tasks.registry import TASKS, VOCABULARY, TaskInfo, get_task_info  # noqa: E402,F401
+def __getattr__(name: str):
+  if name in _REGISTRY_NAMES:
+    from scratchpad.tasks import registry
+    return getattr(registry, name)
+  raise AttributeError(f"module 'scratchpad.tasks' has no attribute {name!r}")

@@ -8,14 +8,14 @@ silently trimmed) and how to read the final answer out of a target.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-from typing import Callable
+import os
+from typing import Callable, Sequence
 
 import seqio
 import tensorflow as tf
 
-from scratchpad.tasks import addition
+from scratchpad.tasks import addition, polynomial, programs, tracer
 from scratchpad.tasks.vocabulary import ByteVocabulary
 
 VOCABULARY = ByteVocabulary()
@@ -26,13 +26,17 @@ OUTPUT_FEATURES = {
 }
 
 
-@dataclasses.dataclass(frozen=True)
 class TaskInfo:
-  name: str
-  alphabet: str
-  max_lengths: dict[str, dict[str, int]]  # split -> {"inputs": n, "targets": n}, eos included
-  answer_fn: Callable[[str], str]
-  description: str
+  """A task's name, input alphabet, answer reader and, computed on first use, its lengths."""
+
+  def __init__(self, name: str, alphabet: str, max_lengths_fn: Callable[[], dict], answer_fn, description: str):
+    self.name, self.alphabet, self.answer_fn, self.description = name, alphabet, answer_fn, description
+    self._max_lengths_fn = max_lengths_fn
+
+  @functools.cached_property
+  def max_lengths(self) -> dict[str, dict[str, int]]:
+    """split -> {"inputs": n, "targets": n}: the longest example's tokens, eos included."""
+    return self._max_lengths_fn()
 
 
 TASKS: dict[str, TaskInfo] = {}
@@ -57,23 +61,36 @@ def accuracy_metrics(answer_fn: Callable[[str], str]):
 
 
 def register_task(name: str, examples_fn: Callable[[str], list[tuple[str, str]]],
-                  splits: dict[str, int], alphabet: str, max_lengths, answer_fn, description: str):
-  """Registers a seqio Task over (input, target) text pairs made by `examples_fn(split)`."""
+                  splits: dict[str, int | None], alphabet: str, answer_fn, description: str,
+                  max_lengths: dict | None = None, metric_fns: Sequence[Callable] = ()):
+  """Registers a seqio Task over (input, target) text pairs made by `examples_fn(split)`.
+
+  `max_lengths` may be given when known in closed form; otherwise it is measured
+  over the examples the first time it is asked for. `metric_fns` come after the
+  answer and sequence accuracies every task has.
+  """
 
   def dataset_fn(split: str, shuffle_files: bool, seed: int | None = None) -> tf.data.Dataset:
     del shuffle_files, seed  # the Task shuffles; the examples are fixed by their own seed
     inputs, targets = zip(*examples_fn(split))
     return tf.data.Dataset.from_tensor_slices({"inputs": list(inputs), "targets": list(targets)})
 
+  def measured_lengths():
+    return {split: {"inputs": max(token_length(i) for i, _ in examples),
+                    "targets": max(token_length(t) for _, t in examples)}
+            for split, examples in ((s, examples_fn(s)) for s in splits)}
+
+  known_sizes = splits if all(n is not None for n in splits.values()) else None
   seqio.TaskRegistry.add(
       name,
-      source=seqio.FunctionDataSource(dataset_fn, splits=list(splits), num_input_examples=splits),
+      source=seqio.FunctionDataSource(dataset_fn, splits=list(splits), num_input_examples=known_sizes),
       preprocessors=[seqio.preprocessors.tokenize, seqio.preprocessors.append_eos_after_trim],
       output_features=OUTPUT_FEATURES,
-      metric_fns=[accuracy_metrics(answer_fn)],
+      metric_fns=[accuracy_metrics(answer_fn), *metric_fns],
       shuffle_buffer_size=10_000,
   )
-  TASKS[name] = TaskInfo(name, alphabet, max_lengths, answer_fn, description)
+  TASKS[name] = TaskInfo(name, alphabet, (lambda: max_lengths) if max_lengths else measured_lengths,
+                         answer_fn, description)
 
 
 def token_length(text: str) -> int:
@@ -112,9 +129,9 @@ def register_addition(train_digits: tuple[int, int], ood_digits: tuple[int, int]
         f"addition_{fmt}{suffix}", examples_fn,
         splits={k: s.num_examples for k, s in splits.items()},
         alphabet=addition.ALPHABET,
-        max_lengths={k: longest(s) for k, s in splits.items()},
         answer_fn=addition.final_answer,
         description=f"{fmt} long addition, train/test {lo}-{hi} digits, ood {ood_digits[0]}-{ood_digits[1]}",
+        max_lengths={k: longest(s) for k, s in splits.items()},
     )
 
 
@@ -123,3 +140,102 @@ register_addition((1, 8), (9, 10))
 # Shorter ranges for runs that must finish on a laptop CPU: ood is the next two lengths.
 for _hi in (2, 3, 4, 5):
   register_addition((1, _hi), (_hi + 1, _hi + 2), suffix=f"_1to{_hi}")
+
+
+# Polynomial evaluation (SPEC 1b): 10k train, 2k test; test from a held-out tenth.
+_POLYNOMIAL_SPLITS = {"train": (10_000, False, 11), "test": (2_000, True, 12)}  # size, held out, seed
+
+
+@functools.lru_cache(maxsize=None)
+def _polynomials(split: str):
+  return polynomial.generate(*_POLYNOMIAL_SPLITS[split])
+
+
+for _fmt, _target_fn in (("direct", polynomial.direct_target), ("scratchpad", polynomial.scratchpad_target)):
+  register_task(
+      f"polynomial_{_fmt}",
+      lambda split, target_fn=_target_fn: [(polynomial.polynomial_input(p), target_fn(p))
+                                           for p in _polynomials(split)],
+      splits={k: v[0] for k, v in _POLYNOMIAL_SPLITS.items()},
+      alphabet=polynomial.ALPHABET,
+      answer_fn=polynomial.final_answer,
+      description=f"{_fmt} polynomial evaluation, <= 3 terms of degree <= 3, values in [-1000, 1000]",
+  )
+
+
+# Python execution (SPEC 1c). Programs are traced in a sandbox the first time a
+# split is used; what was dropped on the way is kept in PROGRAM_REPORTS.
+PROGRAM_REPORTS: dict[tuple[str, str], programs.BuildReport] = {}
+PROGRAM_LIMITS = tracer.Limits()
+
+
+def register_programs(name: str, examples_fn, splits: dict[str, int], description: str):
+  """`{name}_direct` and `{name}_scratchpad` over the same traced programs."""
+  for fmt in ("direct", "scratchpad"):
+    register_task(
+        f"{name}_{fmt}",
+        lambda split, fmt=fmt: [(e.program, e.trace if fmt == "scratchpad" else e.output)
+                                for e in examples_fn(split)],
+        splits=splits, alphabet=programs.ALPHABET, answer_fn=programs.final_answer,
+        description=f"{fmt} {description}",
+        metric_fns=[programs.trace_metrics] if fmt == "scratchpad" else [])
+
+
+def _generated(dataset: str, make_program, sizes: dict[str, int], seeds: dict[str, int], max_target_tokens: int):
+  """A generated dataset's splits, disjoint: each split excludes the programs of those before it."""
+
+  @functools.lru_cache(maxsize=None)
+  def examples(split: str) -> list[programs.Example]:
+    before = list(sizes)[:list(sizes).index(split)]
+    exclude = frozenset(e.program for s in before for e in examples(s))
+    built, report = programs.generate_examples(make_program, sizes[split], seeds[split], max_target_tokens,
+                                               PROGRAM_LIMITS, exclude)
+    PROGRAM_REPORTS[(dataset, split)] = report
+    return built
+
+  return examples
+
+
+# The paper's synthetic programs: 400 train, 100 validation, 200 test.
+SYNTHETIC_SIZES = {"test": 200, "validation": 100, "train": 400}
+SYNTHETIC_TARGET_TOKENS = 1024
+_synthetic = _generated("programs", programs.synthetic_program, SYNTHETIC_SIZES,
+                        {"test": 21, "validation": 22, "train": 23}, SYNTHETIC_TARGET_TOKENS)
+register_programs("programs", _synthetic, SYNTHETIC_SIZES,
+                  "execution of synthetic while/if integer programs (400/100/200)")
+# The same test and validation programs, with 10,000 training programs for models trained from scratch.
+_SYNTHETIC_LARGE = {**SYNTHETIC_SIZES, "train": 10_000}
+_synthetic_large = _generated("programs_large", programs.synthetic_program, _SYNTHETIC_LARGE,
+                              {"test": 21, "validation": 22, "train": 24}, SYNTHETIC_TARGET_TOKENS)
+register_programs("programs_large", _synthetic_large, _SYNTHETIC_LARGE,
+                  "execution of synthetic while/if integer programs (10,000/100/200)")
+
+# Single-line transformations: 10,000 train, 1,000 test.
+_SINGLE_LINE = {"test": 1_000, "train": 10_000}
+register_programs("single_line", _generated("single_line", programs.single_line_program, _SINGLE_LINE,
+                                            {"test": 31, "train": 32}, 512),
+                  _SINGLE_LINE, "execution of single-line Python transformations")
+
+# MBPP (Austin et al. 2021) from its JSONL file: every function x test call.
+# Its own split by task id: test 11-510, validation 511-600, train 601-974.
+MBPP_ENV = "SCRATCHPAD_MBPP"
+MBPP_SPLITS = {"test": range(11, 511), "validation": range(511, 601), "train": range(601, 975)}
+MBPP_TARGET_TOKENS = 2048
+
+
+@functools.lru_cache(maxsize=None)
+def mbpp_examples(path: str, split: str) -> list[programs.Example]:
+  """MBPP programs of a split whose traces fit MBPP_TARGET_TOKENS; programs that raise are kept."""
+  if not os.path.isfile(path):
+    raise ValueError(f"MBPP tasks read an MBPP-style JSONL file from ${MBPP_ENV}, and {path!r} does not "
+                     f"exist: download mbpp.jsonl (github.com/google-research/google-research/tree/master/mbpp)"
+                     f" and set {MBPP_ENV}")
+  chosen = [p for task_id, p in programs.jsonl_programs(path) if task_id in MBPP_SPLITS[split]]
+  examples, report = programs.traced_examples(chosen, MBPP_TARGET_TOKENS, PROGRAM_LIMITS, allow_errors=True)
+  PROGRAM_REPORTS[("mbpp", split)] = report
+  return examples
+
+
+register_programs("mbpp", lambda split: mbpp_examples(os.environ.get(MBPP_ENV, "mbpp.jsonl"), split),
+                  {s: None for s in MBPP_SPLITS},  # known once traced
+                  f"execution of MBPP functions on their tests (JSONL from ${MBPP_ENV})")

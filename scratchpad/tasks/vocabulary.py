@@ -13,6 +13,9 @@ import re
 import seqio
 import tensorflow as tf
 
+# TensorFlow only feeds data (seqio, tf.data): the accelerators belong to JAX.
+tf.config.set_visible_devices([], "GPU")
+
 PAD_ID, EOS_ID, UNK_ID, PAUSE_ID, SCRATCH_OPEN_ID, SCRATCH_CLOSE_ID = range(6)
 NUM_SPECIAL = 6
 PAUSE = "<pause>"

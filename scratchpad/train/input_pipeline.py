@@ -16,7 +16,7 @@ import jax
 import numpy as np
 import seqio
 
-import scratchpad.tasks  # noqa: F401  (registers the Tasks)
+import scratchpad.tasks.registry  # noqa: F401  (registers the Tasks)
 
 MODEL_FEATURES = ("decoder_input_tokens", "decoder_target_tokens", "decoder_loss_weights",
                   "decoder_segment_ids", "decoder_positions")

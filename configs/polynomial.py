@@ -1,0 +1,28 @@
+"""Polynomial evaluation, direct vs scratchpad (Nye et al. 2021, section 4; SPEC 1b).
+
+Variants, as `--config=configs/polynomial.py:ARGS` with ARGS a comma list of:
+  format   direct | scratchpad                 (default scratchpad)
+  size     tiny | small | base                 (default tiny)
+
+The data is the paper's: `polynomial_{direct,scratchpad}`, 10,000 train and
+2,000 test polynomials of at most 3 terms, degree <= 3, coefficients in
+[-10, 10], values in [-1000, 1000]. Examples are short (at most 46 input and
+56 target tokens), so rows of 256 tokens pack several. The paper fine-tuned an
+8B model; here a model learns from scratch (README, "Results").
+"""
+
+import ml_collections
+
+from scratchpad import config as config_lib
+
+FORMATS = ("direct", "scratchpad")
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  variant = config_lib.parse_variant(arg, {"format": FORMATS, "size": tuple(config_lib.SIZES)},
+                                     {"format": "scratchpad", "size": "tiny"}, "configs/polynomial.py")
+  cfg = config_lib.base_config(f"polynomial_{variant['format']}", variant["size"], variant)
+  cfg.model.num_heads *= 2  # narrower, more heads: finding operands at varying distances (README)
+  cfg.data.update(inputs_length=64, targets_length=192)  # packed rows of 256 tokens
+  cfg.train.update(steps=3000, batch_size=16)
+  return cfg

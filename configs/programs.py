@@ -1,0 +1,34 @@
+"""Python execution, direct vs scratchpad (execution trace) (Nye et al. 2021, section 5; SPEC 1c).
+
+Variants, as `--config=configs/programs.py:ARGS` with ARGS a comma list of:
+  format   direct | scratchpad                         (default scratchpad)
+  size     tiny | small | base                         (default tiny)
+  data     laptop | paper | single_line | mbpp         (default laptop)
+
+`paper`: the paper's synthetic programs (while loops, ifs, integer arithmetic),
+400 train / 100 validation / 200 test (`programs_*`). The paper fine-tuned a
+137B model on the 400; a model trained from scratch needs more programs, so
+`laptop` trains on 10,000 generated programs of the same kind and tests on the
+same 200 (`programs_large_*`). `single_line`: one-line transformations of
+strings, lists and integers (10,000 / 1,000). `mbpp`: MBPP's functions run on
+their test calls, from the JSONL file named by $SCRATCHPAD_MBPP.
+"""
+
+import ml_collections
+
+from scratchpad import config as config_lib
+
+FORMATS = ("direct", "scratchpad")
+DATA = {"laptop": "programs_large", "paper": "programs", "single_line": "single_line", "mbpp": "mbpp"}
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  variant = config_lib.parse_variant(
+      arg, {"format": FORMATS, "size": tuple(config_lib.SIZES), "data": tuple(DATA)},
+      {"format": "scratchpad", "size": "tiny", "data": "laptop"}, "configs/programs.py")
+  cfg = config_lib.base_config(f"{DATA[variant['data']]}_{variant['format']}", variant["size"], variant)
+  cfg.model.num_heads *= 2  # narrower, more heads: looking values up at varying distances (README)
+  cfg.model.max_length = 2048
+  cfg.train.update(steps=2000, batch_size=16)
+  cfg.eval.batch_size = 200
+  return cfg
