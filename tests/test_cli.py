@@ -108,3 +108,42 @@ def test_predict_prints_a_completion_from_the_command_line(trained):
                        capture_output=True, text=True, cwd=ROOT, timeout=300)
   assert run.returncode == 0, run.stderr
   assert run.stdout.strip()  # an untrained model's text, but text from the real path
+
+
+def test_compare_on_programs_reports_trace_line_accuracy(tmp_path, capsys):
+  config = f"--config={ROOT / 'configs' / 'programs.py'}:tiny,paper"
+  assert cli.main(["compare", config, *TINY, "--config.train.steps=2", "--config.eval.max_examples=4",
+                   f"--workdir={tmp_path}"]) == 0
+  results = json.load(open(tmp_path / "results.json"))
+  assert "trace_line_accuracy" in results["scratchpad"]["test"]
+  assert "trace_line_accuracy" not in results["direct"]["test"]
+  assert "trace_line_accuracy %" in capsys.readouterr().out
+
+
+def test_trace_prints_a_programs_trace_without_tensorflow(tmp_path):
+  program = tmp_path / "p.py"
+  program.write_text("def double(v):\n    return 2 * v\noutput = double(3)\n")
+  check = "import runpy, sys; sys.argv = ['scratchpad', 'trace', sys.argv[1]]; " \
+          "runpy.run_module('scratchpad', run_name='__main__'); assert 'tensorflow' not in sys.modules"
+  run = subprocess.run([sys.executable, "-c", check, str(program)], capture_output=True, text=True, cwd=ROOT,
+                       timeout=60)
+  assert run.returncode == 0, run.stderr
+  assert run.stdout.splitlines() == [
+      "state: {}", "line: def double(v):", 'state: {"double": "<callable_object double>"}',
+      "line: output = double(3)", 'state: {"v": 3}', "line: return 2 * v",
+      'state: {"double": "<callable_object double>", "output": 6}']
+
+
+def test_data_prints_splits_and_what_was_dropped(capsys):
+  assert cli.main(["data", "--task=programs_direct"]) == 0
+  out = capsys.readouterr().out
+  assert "| test " in out and "200 kept; dropped:" in out and "too long for the target length" in out
+
+
+@pytest.mark.parametrize("argv,expected", [
+    (["trace", "nowhere.py"], "program file 'nowhere.py' does not exist"),
+    (["trace"], "trace needs a Python file"),
+    (["data", "--task=programs_forever"], "unknown task 'programs_forever'"),
+])
+def test_trace_and_data_errors_are_one_line(argv, expected, capsys):
+  assert expected in error_of(capsys, argv)

@@ -9,6 +9,7 @@ import seqio
 from hypothesis import given, settings
 
 from scratchpad.tasks import get_task_info, programs, registry, tracer
+from scratchpad.tasks.vocabulary import token_length
 
 
 def run(program: str):
@@ -58,7 +59,7 @@ def test_traces_longer_than_the_target_are_dropped_and_counted():
     return f"n = {int(rng.integers(1, 40))}\nwhile n > 0:\n    n = n - 1\noutput = n"
   examples, report = programs.generate_examples(loop_program, 5, 0, 600, tracer.Limits())
   assert len(examples) == 5 and report.dropped["too long for the target length"] > 0
-  assert all(registry.token_length(e.trace) <= 600 for e in examples)
+  assert all(token_length(e.trace) <= 600 for e in examples)
 
 
 def test_answers_read_from_traces_and_direct_targets():

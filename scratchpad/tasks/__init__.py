@@ -2,8 +2,8 @@
 
 `scratchpad.tasks.registry` registers every Task with seqio; asking this
 package for `TASKS`, `VOCABULARY`, `TaskInfo` or `get_task_info` imports it.
-The format modules and the tracer import without TensorFlow, so
-`python -m scratchpad trace` starts in a blink.
+The tracer needs only the standard library, so `python -m scratchpad trace`
+starts without loading TensorFlow.
 """
 
 _REGISTRY_NAMES = ("TASKS", "VOCABULARY", "TaskInfo", "get_task_info")

@@ -29,6 +29,7 @@ import string
 import numpy as np
 
 from scratchpad.tasks import tracer
+from scratchpad.tasks.vocabulary import token_length
 
 ALPHABET = string.printable  # what a program input may use (predict checks it)
 
@@ -95,7 +96,6 @@ def direct_target(trace: tracer.Trace) -> str:
 def keep_example(program: str, trace: tracer.Trace, max_target_tokens: int, report: BuildReport,
                  allow_errors: bool) -> Example | None:
   """The example of a traced program, or None with the reason counted in `report`."""
-  from scratchpad.tasks.registry import token_length  # registry imports this module
   if trace.status not in ("ok", "error") or (trace.status == "error" and not allow_errors):
     report.dropped[trace.status] += 1
     return None

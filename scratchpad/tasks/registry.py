@@ -16,9 +16,8 @@ import seqio
 import tensorflow as tf
 
 from scratchpad.tasks import addition, polynomial, programs, tracer
-from scratchpad.tasks.vocabulary import ByteVocabulary
+from scratchpad.tasks.vocabulary import VOCABULARY, token_length
 
-VOCABULARY = ByteVocabulary()
 OUTPUT_FEATURES = {
     # eos ends the input too: it tells a decoder-only model where the input stops.
     "inputs": seqio.Feature(VOCABULARY, add_eos=True),
@@ -91,10 +90,6 @@ def register_task(name: str, examples_fn: Callable[[str], list[tuple[str, str]]]
   )
   TASKS[name] = TaskInfo(name, alphabet, (lambda: max_lengths) if max_lengths else measured_lengths,
                          answer_fn, description)
-
-
-def token_length(text: str) -> int:
-  return len(VOCABULARY.encode(text)) + 1  # + eos
 
 
 # Long addition (SPEC 1a). Seeds differ per split; both formats share the pairs.

@@ -94,3 +94,11 @@ def check_text(text: str, alphabet: str, what: str = "input") -> None:
   if bad:
     raise ValueError(f"{what} {text!r} has characters this task never uses: "
                      f"{''.join(bad)!r} (allowed: {alphabet!r})")
+
+
+VOCABULARY = ByteVocabulary()
+
+
+def token_length(text: str) -> int:
+  """Tokens of `text` as a feature of a task: its ids and the eos after them."""
+  return len(VOCABULARY.encode(text)) + 1
