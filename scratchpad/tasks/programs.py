@@ -145,7 +145,7 @@ def generate_examples(make_program, num_examples: int, seed: int, max_target_tok
 
 # Synthetic programs: integer arithmetic, while loops, if statements.
 
-NAMES = ("a", "b", "c", "d")
+VARIABLES, COUNTER = ("a", "b"), "c"
 
 
 def _operand(rng, names) -> str:
@@ -164,7 +164,7 @@ def _condition(rng, names) -> str:
 
 
 def synthetic_program(rng: np.random.Generator) -> str:
-  """A program of the paper's kind: a few integers, a bounded while loop with an if, an output.
+  """A program of the paper's kind: two integers, a while loop of 1-3 rounds, ifs, an output.
 
       a = 4
       b = 7
@@ -175,10 +175,11 @@ def synthetic_program(rng: np.random.Generator) -> str:
               b = b - 3
           c = c - 1
       output = a
+
+  Two variables and a loop counter keep traces within a CPU's reach (most under
+  768 byte tokens); `c` only counts down, so every program terminates.
   """
-  num_vars = int(rng.integers(2, 4))
-  names = list(NAMES[:num_vars])
-  counter = NAMES[num_vars]
+  names, counter = list(VARIABLES), COUNTER
   lines = [f"{v} = {int(rng.integers(0, 10))}" for v in names]
   lines.append(f"{counter} = {int(rng.integers(1, 4))}")
   lines.append(f"while {counter} > 0:")

@@ -193,7 +193,7 @@ def _generated(dataset: str, make_program, sizes: dict[str, int], seeds: dict[st
 
 # The paper's synthetic programs: 400 train, 100 validation, 200 test.
 SYNTHETIC_SIZES = {"test": 200, "validation": 100, "train": 400}
-SYNTHETIC_TARGET_TOKENS = 1024
+SYNTHETIC_TARGET_TOKENS = 768
 _synthetic = _generated("programs", programs.synthetic_program, SYNTHETIC_SIZES,
                         {"test": 21, "validation": 22, "train": 23}, SYNTHETIC_TARGET_TOKENS)
 register_programs("programs", _synthetic, SYNTHETIC_SIZES,
