@@ -1,4 +1,4 @@
-"""The README's main job, end to end (slow: about 10 minutes on 2 cores)."""
+"""The README's experiments, end to end (slow: 10 to 30 minutes each on 2 cores)."""
 
 import json
 
@@ -8,12 +8,31 @@ from conftest import ROOT
 from scratchpad import cli
 
 
+def compare(tmp_path, config: str) -> dict:
+  assert cli.main(["compare", f"--config={ROOT / 'configs' / config}", f"--workdir={tmp_path}"]) == 0
+  return json.load(open(tmp_path / "results.json"))
+
+
 @pytest.mark.slow
 def test_main_job_scratchpad_beats_direct_in_distribution(tmp_path, capsys):
-  config = f"--config={ROOT / 'configs' / 'addition.py'}:tiny,laptop"
-  assert cli.main(["compare", config, f"--workdir={tmp_path}"]) == 0
-  results = json.load(open(tmp_path / "results.json"))
+  results = compare(tmp_path, "addition.py:tiny,laptop")
   assert results["scratchpad"]["test"]["answer_accuracy"] >= 95.0, results
   assert results["scratchpad"]["test"]["answer_accuracy"] > results["direct"]["test"]["answer_accuracy"]
   table = capsys.readouterr().out
   assert all(word in table for word in ("direct", "scratchpad", "test", "ood", "answer_accuracy"))
+
+
+@pytest.mark.slow
+def test_polynomial_scratchpad_gets_every_term_right_and_beats_direct(tmp_path):
+  results = compare(tmp_path, "polynomial.py:tiny")
+  assert results["scratchpad"]["test"]["answer_accuracy"] > results["direct"]["test"]["answer_accuracy"]
+  rows = [json.loads(line) for line in open(tmp_path / "scratchpad" / "predictions" / "test.jsonl")]
+  terms = lambda text: text.split("</scratch>")[0]
+  assert sum(terms(r["target"]) == terms(r["prediction"]) for r in rows) >= 0.95 * len(rows)
+
+
+@pytest.mark.slow
+def test_program_traces_beat_direct_outputs(tmp_path):
+  results = compare(tmp_path, "programs.py:tiny,laptop")
+  assert results["scratchpad"]["test"]["answer_accuracy"] > results["direct"]["test"]["answer_accuracy"]
+  assert results["scratchpad"]["test"]["trace_line_accuracy"] > 25.0
