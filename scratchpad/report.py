@@ -12,10 +12,10 @@ def shown_metrics(results_by_run) -> list[str]:
 
 
 def results_rows(results_by_run: dict[str, dict[str, dict[str, float]]]) -> list[list[str]]:
-  rows = []
+  shown, rows = shown_metrics(results_by_run), []
   for run, results in results_by_run.items():
     for split, metrics in results.items():
-      rows.append([run, split] + [f"{metrics[m]:.1f}" if m in metrics else "-" for m in shown_metrics(results_by_run)]
+      rows.append([run, split] + [f"{metrics[m]:.1f}" if m in metrics else "-" for m in shown]
                   + [str(metrics.get("num_examples", ""))])
   return rows
 

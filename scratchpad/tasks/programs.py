@@ -135,10 +135,9 @@ def generate_examples(make_program, num_examples: int, seed: int, max_target_tok
       if program not in seen:
         seen.add(program)
         batch.append(program)
-    for program, trace in zip(batch, tracer.trace_programs(batch, limits)):
-      example = keep_example(program, trace, max_target_tokens, report, allow_errors=False)
-      if example is not None and len(examples) < num_examples:
-        examples.append(example)
+    kept, batch_report = traced_examples(batch, max_target_tokens, limits)
+    report.dropped.update(batch_report.dropped)
+    examples += kept[:num_examples - len(examples)]
   report.kept = len(examples)
   return examples, report
 

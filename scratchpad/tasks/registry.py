@@ -176,11 +176,21 @@ def register_programs(name: str, examples_fn, splits: dict[str, int], descriptio
         metric_fns=[programs.trace_metrics] if fmt == "scratchpad" else [])
 
 
-def _generated(dataset: str, make_program, sizes: dict[str, int], seeds: dict[str, int], max_target_tokens: int):
-  """A generated dataset's splits, disjoint: each split excludes the programs of those before it."""
+def _generated(dataset: str, make_program, sizes: dict[str, int], seeds: dict[str, int], max_target_tokens: int,
+               shared: tuple[str, Callable] | None = None):
+  """A generated dataset's splits, disjoint: each split excludes the programs of those before it.
+
+  Splits without a seed come from `shared`, another dataset's (name, splits),
+  built once: the same test programs under two training sets.
+  """
 
   @functools.lru_cache(maxsize=None)
   def examples(split: str) -> list[programs.Example]:
+    if split not in seeds:
+      base_name, base_examples = shared
+      built = base_examples(split)
+      PROGRAM_REPORTS[(dataset, split)] = PROGRAM_REPORTS[(base_name, split)]
+      return built
     before = list(sizes)[:list(sizes).index(split)]
     exclude = frozenset(e.program for s in before for e in examples(s))
     built, report = programs.generate_examples(make_program, sizes[split], seeds[split], max_target_tokens,
@@ -200,8 +210,8 @@ register_programs("programs", _synthetic, SYNTHETIC_SIZES,
                   "execution of synthetic while/if integer programs (400/100/200)")
 # The same test and validation programs, with 10,000 training programs for models trained from scratch.
 _SYNTHETIC_LARGE = {**SYNTHETIC_SIZES, "train": 10_000}
-_synthetic_large = _generated("programs_large", programs.synthetic_program, _SYNTHETIC_LARGE,
-                              {"test": 21, "validation": 22, "train": 24}, SYNTHETIC_TARGET_TOKENS)
+_synthetic_large = _generated("programs_large", programs.synthetic_program, _SYNTHETIC_LARGE, {"train": 24},
+                              SYNTHETIC_TARGET_TOKENS, shared=("programs", _synthetic))
 register_programs("programs_large", _synthetic_large, _SYNTHETIC_LARGE,
                   "execution of synthetic while/if integer programs (10,000/100/200)")
 
