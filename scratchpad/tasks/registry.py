@@ -26,15 +26,25 @@ OUTPUT_FEATURES = {
 
 
 class TaskInfo:
-  """A task's name, input alphabet, answer reader and, computed on first use, its lengths."""
+  """What the trainer and evaluator need to know of a task beyond its seqio Task.
 
-  def __init__(self, name: str, alphabet: str, max_lengths_fn: Callable[[], dict], answer_fn, description: str):
+  `alphabet`: the characters an input may use (None: any text). `max_lengths`,
+  computed on first use: split -> {"inputs": n, "targets": n}, the longest
+  example's tokens, eos included (None for corpora too big to measure: their
+  configs give lengths, and longer examples are trimmed). `headline_metric`:
+  the metric tables lead with. `num_pauses` / `prepend_pauses`: the pauses
+  its preprocessors add to every input (see `with_pauses`).
+  """
+
+  def __init__(self, name: str, alphabet: str | None, max_lengths_fn: Callable[[], dict | None], answer_fn,
+               description: str, headline_metric: str = "answer_accuracy", num_pauses: int = 0,
+               prepend_pauses: bool = False):
     self.name, self.alphabet, self.answer_fn, self.description = name, alphabet, answer_fn, description
+    self.headline_metric, self.num_pauses, self.prepend_pauses = headline_metric, num_pauses, prepend_pauses
     self._max_lengths_fn = max_lengths_fn
 
   @functools.cached_property
-  def max_lengths(self) -> dict[str, dict[str, int]]:
-    """split -> {"inputs": n, "targets": n}: the longest example's tokens, eos included."""
+  def max_lengths(self) -> dict[str, dict[str, int]] | None:
     return self._max_lengths_fn()
 
 

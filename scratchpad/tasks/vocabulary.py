@@ -88,8 +88,10 @@ class ByteVocabulary(seqio.Vocabulary):
 _ID_TO_STRING = {PAD_ID: "", EOS_ID: "", UNK_ID: "", **{i: s for s, i in SPECIAL_STRINGS.items()}}
 
 
-def check_text(text: str, alphabet: str, what: str = "input") -> None:
-  """Raises ValueError naming the characters of `text` outside `alphabet`."""
+def check_text(text: str, alphabet: str | None, what: str = "input") -> None:
+  """Raises ValueError naming the characters of `text` outside `alphabet` (None: any text)."""
+  if alphabet is None:
+    return
   bad = sorted(set(text) - set(alphabet))
   if bad:
     raise ValueError(f"{what} {text!r} has characters this task never uses: "
@@ -102,3 +104,37 @@ VOCABULARY = ByteVocabulary()
 def token_length(text: str) -> int:
   """Tokens of `text` as a feature of a task: its ids and the eos after them."""
   return len(VOCABULARY.encode(text)) + 1
+
+
+# Pod runs: a SentencePiece model given by path (pad 0, eos 1, unk 2, as seqio
+# expects), with one id after its pieces for `<pause>`.
+SPM_ENV = "SCRATCHPAD_SPM"
+
+
+class PauseSentencePieceVocabulary(seqio.SentencePieceVocabulary):
+  """A SentencePiece vocabulary plus `<pause>`: the one extra id after the model's pieces."""
+
+  def __init__(self, path: str):
+    super().__init__(path, extra_ids=1)
+
+  @property
+  def pause_id(self) -> int:
+    return self._base_vocab_size
+
+
+def spm_vocabulary(path: str | None = None) -> PauseSentencePieceVocabulary:
+  """The SentencePiece vocabulary at `path` (default: $SCRATCHPAD_SPM), checked to exist when used."""
+  import os
+  path = path or os.environ.get(SPM_ENV, "")
+  return PauseSentencePieceVocabulary(path) if path else _MissingSpm()
+
+
+class _MissingSpm(PauseSentencePieceVocabulary):
+  """Stands in until $SCRATCHPAD_SPM is set; any use says what to set."""
+
+  def __init__(self):
+    super().__init__("")
+
+  def _model_context(self):
+    raise ValueError(f"SentencePiece tasks need a model: set ${SPM_ENV} to a .model file "
+                     "(pad 0, eos 1, unk 2)")
