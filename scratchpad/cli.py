@@ -172,13 +172,13 @@ def run(argv: list[str]) -> None:
     results = evaluator.evaluate(cfg, args.workdir, graphdef, params)
     print(report.results_table({f"{cfg.task}@{step}": results}))
   elif args.command == "predict":
+    from scratchpad import config as config_lib
     from scratchpad.evaluation import evaluator
-    from scratchpad.tasks import get_task_info
-    from scratchpad.tasks.vocabulary import check_text
     cfg = _workdir_config(args, overrides)
-    check_text(args.input, get_task_info(cfg.task).alphabet)  # before any restoring
+    task = config_lib.eval_task(cfg)
+    evaluator.prompt_for_text(task, args.input)  # checks the input before any restoring
     graphdef, params, _ = _restore_for_eval(cfg, args.workdir)
-    print(evaluator.predict(cfg.task, graphdef, params, args.input, args.max_new_tokens))
+    print(evaluator.predict(task, graphdef, params, args.input, args.max_new_tokens))
 
 
 def main(argv=None) -> int:

@@ -52,7 +52,12 @@ def base_config(task: str, size: str, variant: dict[str, str]) -> ml_collections
   cfg.data = ml_collections.ConfigDict(dict(pack=True, inputs_length=0, targets_length=0))
   cfg.train = ml_collections.ConfigDict(dict(
       steps=5000, batch_size=32, learning_rate=3e-3, warmup_steps=100, final_lr_fraction=0.1, weight_decay=0.01,
-      grad_clip=1.0, b1=0.9, b2=0.98, log_every=25, checkpoint_every=500, keep_checkpoints=2))
+      grad_clip=1.0, b1=0.9, b2=0.98, log_every=25, checkpoint_every=500, keep_checkpoints=2,
+      init_from=""))  # a pretraining run's workdir: start from its parameters, with a fresh optimizer
+  # Pause tokens (Goyal et al. 2023): `pretrain_fraction` of each training sequence
+  # inserted at random; `finetune` (M_ft) appended to each input in training,
+  # `inference` (M_inf; -1: the same as M_ft) in evaluation; `prepend` puts them before it.
+  cfg.pauses = ml_collections.ConfigDict(dict(pretrain_fraction=0.0, finetune=0, inference=-1, prepend=False))
   cfg.eval = ml_collections.ConfigDict(dict(splits=("test",), batch_size=500, max_examples=0))
   cfg.mesh = ml_collections.ConfigDict(dict(
       shape=(-1, 1, 1),  # (data, fsdp, tensor); -1 takes the remaining devices
@@ -113,12 +118,41 @@ def apply_overrides(cfg: ml_collections.ConfigDict, overrides) -> ml_collections
   return cfg
 
 
-def padded_vocab_size(multiple: int = 8) -> int:
-  return -(-VOCABULARY.vocab_size // multiple) * multiple
+def task_vocabulary_of(cfg: ml_collections.ConfigDict):
+  from scratchpad.tasks.registry import task_vocabulary
+  return task_vocabulary(cfg.task)
+
+
+def padded_vocab_size(vocabulary=VOCABULARY, multiple: int = 8) -> int:
+  return -(-vocabulary.vocab_size // multiple) * multiple
 
 
 def model_config(cfg: ml_collections.ConfigDict) -> ModelConfig:
-  return ModelConfig(vocab_size=padded_vocab_size(), **cfg.model.to_dict())
+  return ModelConfig(vocab_size=padded_vocab_size(task_vocabulary_of(cfg)), **cfg.model.to_dict())
+
+
+def _pauses(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """The config's pause settings (workdirs written before pauses existed have none)."""
+  return cfg.get("pauses") or ml_collections.ConfigDict(dict(pretrain_fraction=0.0, finetune=0, inference=-1,
+                                                             prepend=False))
+
+
+def train_task(cfg: ml_collections.ConfigDict) -> str:
+  """The seqio task a run trains on: `cfg.task` with the config's pauses."""
+  from scratchpad.tasks.registry import with_pauses
+  p = _pauses(cfg)
+  if p.pretrain_fraction and p.finetune:
+    raise ValueError("pauses.pretrain_fraction and pauses.finetune are exclusive: a run pretrains or fine-tunes")
+  return with_pauses(cfg.task, p.pretrain_fraction, p.finetune, p.prepend)
+
+
+def eval_task(cfg: ml_collections.ConfigDict, num_pauses: int | None = None) -> str:
+  """The seqio task a run is evaluated on: `cfg.task` with M_inf pauses (default: the config's)."""
+  from scratchpad.tasks.registry import with_pauses
+  p = _pauses(cfg)
+  if num_pauses is None:
+    num_pauses = p.finetune if p.inference < 0 else p.inference
+  return with_pauses(cfg.task, appended=num_pauses, prepend=p.prepend)
 
 
 def save_config(cfg: ml_collections.ConfigDict, workdir: str) -> None:
@@ -139,15 +173,17 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(json.load(f))
 
 
-def check_same_model(cfg: ml_collections.ConfigDict, workdir: str) -> None:
-  """Raises if WORKDIR holds a run of a differently shaped model or another task."""
+def check_same_model(cfg: ml_collections.ConfigDict, workdir: str, same_task: bool = True) -> None:
+  """Raises if WORKDIR holds a run of a differently shaped model (or, `same_task`, another task)."""
   path = os.path.join(workdir, CONFIG_FILE)
   if not os.path.exists(path):
     return
   saved = load_config(workdir)
   diffs = [f"model.{k}={cfg.model[k]!r} but the checkpoint has {saved.model[k]!r}"
            for k in SHAPE_KEYS if saved.model.get(k) != cfg.model[k]]
-  if saved.task != cfg.task:
+  if padded_vocab_size(task_vocabulary_of(saved)) != padded_vocab_size(task_vocabulary_of(cfg)):
+    diffs.append(f"the vocabulary of task {cfg.task!r} differs from that of {saved.task!r}")
+  if same_task and saved.task != cfg.task:
     diffs.append(f"task={cfg.task!r} but the checkpoint was trained on {saved.task!r}")
   if diffs:
     raise ValueError(f"{workdir} holds a checkpoint from another config: {'; '.join(diffs)}")

@@ -13,20 +13,23 @@ import time
 import numpy as np
 import seqio
 
+from scratchpad import config as config_lib
 from scratchpad.model import decode
 from scratchpad.tasks import VOCABULARY, get_task_info
 from scratchpad.tasks.vocabulary import EOS_ID, PAD_ID, check_text
 
 
 def split_examples(task_name: str, split: str, max_examples: int = 0) -> list[dict]:
-  """The split's examples in order: input ids (eos included) and text of both features."""
+  """The split's examples in order: input ids (eos and any pauses included), the text of
+  both features, and the whole preprocessed example (postprocessors read gold answers there)."""
   ds = seqio.get_mixture_or_task(task_name).get_dataset(
       sequence_length=None, split=split, shuffle=False, trim_output_features=False)
   if max_examples:
     ds = ds.take(max_examples)
   return [{"inputs": ex["inputs"].tolist(),
            "inputs_text": ex["inputs_pretokenized"].decode(),
-           "targets_text": ex["targets_pretokenized"].decode()} for ex in ds.as_numpy_iterator()]
+           "targets_text": ex["targets_pretokenized"].decode(),
+           "example": ex} for ex in ds.as_numpy_iterator()]
 
 
 def left_pad(sequences: list[list[int]], length: int) -> tuple[np.ndarray, np.ndarray]:
@@ -45,7 +48,7 @@ def prompt_ids(input_ids: list[int]) -> list[int]:
 
 
 def generate(graphdef, params, prompts: list[list[int]], prompt_length: int, max_new_tokens: int,
-             batch_size: int) -> list[str]:
+             batch_size: int, vocabulary: seqio.Vocabulary = VOCABULARY) -> list[str]:
   """Greedy completions of `prompts`, as text up to (not including) eos.
 
   Every batch has the same shape (the last is padded), so decoding compiles once.
@@ -63,23 +66,34 @@ def generate(graphdef, params, prompts: list[list[int]], prompt_length: int, max
                                               max_new_tokens=max_new_tokens, eos_id=EOS_ID))
     for i, row in zip(rows, out_BxT):
       ids = row.tolist()
-      texts[i] = VOCABULARY.decode(ids[:ids.index(EOS_ID)] if EOS_ID in ids else ids)
+      texts[i] = vocabulary.decode(ids[:ids.index(EOS_ID)] if EOS_ID in ids else ids)
   return texts
 
 
-def evaluate_split(task_name: str, split: str, graphdef, params, batch_size: int, max_examples: int = 0):
-  """Decodes a split and scores it with the task's metric functions."""
-  info = get_task_info(task_name)
+def evaluate_split(task_name: str, split: str, graphdef, params, batch_size: int, max_examples: int = 0,
+                   max_new_tokens: int = 0):
+  """Decodes a split and scores it with the task's postprocessor and metric functions.
+
+  Prompts carry the task's pauses (M_inf), so the answer is read from after the
+  last one. `max_new_tokens` (0: the split's longest target) bounds decoding.
+  """
+  info, task = get_task_info(task_name), seqio.get_mixture_or_task(task_name)
   examples = split_examples(task_name, split, max_examples)
-  lengths = info.max_lengths[split]
+  if not max_new_tokens:
+    if info.max_lengths is None:
+      raise ValueError(f"task {task_name} has no measured target length: give max_new_tokens")
+    max_new_tokens = info.max_lengths[split]["targets"]
+  prompts = [prompt_ids(e["inputs"]) for e in examples]
   t0 = time.perf_counter()
-  predictions = generate(graphdef, params, [prompt_ids(e["inputs"]) for e in examples],
-                         lengths["inputs"] + 1, lengths["targets"], min(batch_size, len(examples)))
+  predictions = generate(graphdef, params, prompts, max(map(len, prompts)), max_new_tokens,
+                         min(batch_size, len(examples)), task.output_features["targets"].vocabulary)
   seconds = time.perf_counter() - t0
   targets = [e["targets_text"] for e in examples]
+  gold = [task.postprocess_fn(t, example=e["example"], is_target=True) for t, e in zip(targets, examples)]
+  predicted = [task.postprocess_fn(p, example=e["example"], is_target=False) for p, e in zip(predictions, examples)]
   metrics = {}
-  for metric_fn in seqio.get_mixture_or_task(task_name).metric_fns:
-    metrics.update(metric_fn(targets, predictions))
+  for metric_fn in task.metric_fns:
+    metrics.update(metric_fn(gold, predicted))
   metrics["num_examples"] = len(examples)
   metrics["decode_seconds"] = seconds
   records = [{"input": e["inputs_text"], "target": t, "prediction": p}
@@ -94,22 +108,40 @@ def write_json(path: str, obj) -> None:
   os.replace(path + ".tmp", path)
 
 
-def evaluate(cfg, workdir: str, graphdef, params) -> dict[str, dict[str, float]]:
-  """Evaluates every split of `cfg.eval.splits`; writes results.json and predictions/."""
+def evaluate(cfg, workdir: str, graphdef, params, num_pauses: int | None = None,
+             name: str = "results") -> dict[str, dict[str, float]]:
+  """Evaluates every split of `cfg.eval.splits` on `config.eval_task(cfg, num_pauses)`.
+
+  Writes WORKDIR/NAME.json and WORKDIR/predictions/NAME_SPLIT.jsonl (NAME
+  `results`: predictions/SPLIT.jsonl).
+  """
+  task = config_lib.eval_task(cfg, num_pauses)
+  max_new_tokens = cfg.data.targets_length if get_task_info(task).max_lengths is None else 0
   results = {}
   os.makedirs(os.path.join(workdir, "predictions"), exist_ok=True)
   for split in cfg.eval.splits:
-    metrics, records = evaluate_split(cfg.task, split, graphdef, params, cfg.eval.batch_size,
-                                      cfg.eval.max_examples)
+    metrics, records = evaluate_split(task, split, graphdef, params, cfg.eval.batch_size,
+                                      cfg.eval.max_examples, max_new_tokens)
     results[split] = metrics
-    with open(os.path.join(workdir, "predictions", f"{split}.jsonl"), "w") as f:
+    prefix = "" if name == "results" else f"{name}_"
+    with open(os.path.join(workdir, "predictions", f"{prefix}{split}.jsonl"), "w") as f:
       f.writelines(json.dumps(r) + "\n" for r in records)
-  write_json(os.path.join(workdir, "results.json"), results)
+  write_json(os.path.join(workdir, f"{name}.json"), results)
   return results
+
+
+def prompt_for_text(task_name: str, text: str) -> list[int]:
+  """A typed input as the task's prompt: bos, its ids, eos, and the task's pauses."""
+  info = get_task_info(task_name)
+  check_text(text, info.alphabet)
+  vocabulary = seqio.get_mixture_or_task(task_name).output_features["inputs"].vocabulary
+  pauses = [getattr(vocabulary, "pause_id", None)] * info.num_pauses
+  ids = vocabulary.encode(text) + [vocabulary.eos_id]
+  return prompt_ids(pauses + ids if info.prepend_pauses else ids + pauses)
 
 
 def predict(task_name: str, graphdef, params, text: str, max_new_tokens: int = 1024) -> str:
   """The model's greedy completion of one input text (decoding stops at eos)."""
-  check_text(text, get_task_info(task_name).alphabet)
-  prompt = prompt_ids(VOCABULARY.encode(text) + [EOS_ID])
-  return generate(graphdef, params, [prompt], len(prompt), max_new_tokens, 1)[0]
+  prompt = prompt_for_text(task_name, text)
+  vocabulary = seqio.get_mixture_or_task(task_name).output_features["targets"].vocabulary
+  return generate(graphdef, params, [prompt], len(prompt), max_new_tokens, 1, vocabulary)[0]

@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 import seqio
 import tensorflow as tf
 
-from scratchpad.tasks import addition, polynomial, programs, tracer
+from scratchpad.tasks import addition, digit_sum, pauses, polynomial, programs, text_corpus, tracer
 from scratchpad.tasks.vocabulary import VOCABULARY, token_length
 
 OUTPUT_FEATURES = {
@@ -55,6 +55,12 @@ def get_task_info(name: str) -> TaskInfo:
   if name not in TASKS:
     raise ValueError(f"unknown task {name!r}; registered tasks: {', '.join(sorted(TASKS))}")
   return TASKS[name]
+
+
+def task_vocabulary(name: str) -> seqio.Vocabulary:
+  """The vocabulary of a task's (or mixture's) targets: the model's vocabulary."""
+  get_task_info(name)
+  return seqio.get_mixture_or_task(name).output_features["targets"].vocabulary
 
 
 def accuracy_metrics(answer_fn: Callable[[str], str]):
@@ -100,6 +106,7 @@ def register_task(name: str, examples_fn: Callable[[str], list[tuple[str, str]]]
   )
   TASKS[name] = TaskInfo(name, alphabet, (lambda: max_lengths) if max_lengths else measured_lengths,
                          answer_fn, description)
+  TASKS[name]._examples = examples_fn
 
 
 # Long addition (SPEC 1a). Seeds differ per split; both formats share the pairs.
@@ -254,3 +261,106 @@ def mbpp_examples(path: str, split: str) -> list[programs.Example]:
 register_programs("mbpp", lambda split: mbpp_examples(os.environ.get(MBPP_ENV, "mbpp.jsonl"), split),
                   {s: None for s in MBPP_SPLITS},  # known once traced
                   f"execution of MBPP functions on their tests (JSONL from ${MBPP_ENV})")
+
+
+# Digit sum: a third direct-answer task for the pause study; train and test disjoint.
+@functools.lru_cache(maxsize=None)
+def _digit_sums(split: str):
+  train = digit_sum.generate(20_000, seed=41)
+  return train if split == "train" else digit_sum.generate(1_000, seed=42, exclude=frozenset(train))
+
+
+register_task(
+    "digit_sum", lambda split: [(digit_sum.digit_sum_input(d), digit_sum.direct_target(d)) for d in _digit_sums(split)],
+    splits={"train": 20_000, "test": 1_000}, alphabet=digit_sum.ALPHABET, answer_fn=digit_sum.final_answer,
+    description=f"direct digit sum of {digit_sum.DIGITS[0]}-{digit_sum.DIGITS[1]} digits")
+
+
+# Pretraining text: targets only, the loss on every token (a plain language model).
+TEXT_FEATURES = {"targets": seqio.Feature(VOCABULARY, add_eos=True)}
+
+
+def register_text(name: str, texts_fn: Callable[[str], list[str]], splits: dict[str, int | None], description: str):
+  def dataset_fn(split: str, shuffle_files: bool, seed: int | None = None) -> tf.data.Dataset:
+    del shuffle_files, seed
+    return tf.data.Dataset.from_tensor_slices({"targets": texts_fn(split)})
+
+  seqio.TaskRegistry.add(
+      name, source=seqio.FunctionDataSource(dataset_fn, splits=list(splits)),
+      preprocessors=[seqio.preprocessors.tokenize, seqio.preprocessors.append_eos_after_trim],
+      output_features=TEXT_FEATURES, shuffle_buffer_size=10_000)
+  TASKS[name] = TaskInfo(name, None, lambda: {s: {"inputs": 0, "targets": max(map(token_length, texts_fn(s)))}
+                                              for s in splits}, lambda text: text, description)
+
+
+register_text("python_stdlib", text_corpus.split_pieces, {"train": None, "validation": None},
+              f"Python standard-library source, {len(text_corpus.MODULES)} modules in pieces of "
+              f"{text_corpus.PIECE_BYTES} bytes")
+
+
+def _task_text(task: str) -> Callable[[str], list[str]]:
+  """A downstream task's examples as pretraining text: the input, a newline, the target."""
+  return lambda split: [f"{i}\n{t}" for i, t in TASKS[task]._examples(split)]
+
+
+# The small downstream tasks of the pause study, and the text they are pretrained on.
+PAUSE_STUDY_TASKS = {"addition": "addition_direct_1to3", "polynomial": "polynomial_direct", "digit_sum": "digit_sum"}
+
+
+def register_mixture(name: str, tasks_and_rates: list[tuple[str, float]], description: str):
+  seqio.MixtureRegistry.add(name, tasks_and_rates)
+  infos = [get_task_info(t) for t, _ in tasks_and_rates]
+
+  def longest():
+    splits = set.intersection(*(set(i.max_lengths) for i in infos))
+    return {s: {f: max(i.max_lengths[s][f] for i in infos) for f in ("inputs", "targets")} for s in splits}
+
+  TASKS[name] = TaskInfo(name, None, longest, infos[0].answer_fn, description)
+
+
+for _short, _task in PAUSE_STUDY_TASKS.items():
+  register_text(f"{_short}_text", _task_text(_task), {"train": None}, f"{_task} train examples as text")
+register_mixture("pretrain_text", [("python_stdlib", 0.5)] + [(f"{s}_text", 0.5 / len(PAUSE_STUDY_TASKS))
+                                                               for s in PAUSE_STUDY_TASKS],
+                 "half Python standard-library source, half the pause study's task text")
+
+
+def pause_task_name(name: str, inserted_fraction: float = 0.0, appended: int = 0, prepend: bool = False) -> str:
+  if inserted_fraction:
+    return f"{name}_inserted{round(inserted_fraction * 100)}pct"
+  return f"{name}_{'prepended' if prepend else 'appended'}{appended}" if appended else name
+
+
+def with_pauses(name: str, inserted_fraction: float = 0.0, appended: int = 0, prepend: bool = False) -> str:
+  """The name of `name`'s task (or mixture) with pause preprocessing, registered on first use.
+
+  `inserted_fraction`: pause-pretraining (`pauses.insert_pauses` on targets);
+  `appended`: pause-finetuning and inference (`pauses.append_pauses` on inputs,
+  or before them with `prepend`). Without either, `name` itself.
+  """
+  derived = pause_task_name(name, inserted_fraction, appended, prepend)
+  if derived in TASKS:
+    return derived
+  base = get_task_info(name)
+  if name in seqio.MixtureRegistry.names():
+    mixture = seqio.get_mixture_or_task(name)
+    register_mixture(derived, [(with_pauses(t.name, inserted_fraction, appended, prepend), mixture.get_rate(t))
+                               for t in mixture.tasks], f"{base.description}, pauses inserted")
+    return derived
+  task = seqio.get_mixture_or_task(name)
+  pause_id = task.output_features["targets"].vocabulary.pause_id
+  if inserted_fraction:
+    pause_fn = functools.partial(pauses.insert_pauses, pause_id=pause_id, fraction=inserted_fraction)
+    what, lengths = f"{inserted_fraction:.0%} pauses inserted", (lambda: base.max_lengths)
+  else:
+    pause_fn = functools.partial(pauses.append_pauses, pause_id=pause_id, num_pauses=appended, prepend=prepend)
+    what = f"{appended} pauses {'before' if prepend else 'after'} the input"
+    lengths = lambda: base.max_lengths and {s: {"inputs": n["inputs"] + appended, "targets": n["targets"]}
+                                            for s, n in base.max_lengths.items()}
+  seqio.TaskRegistry.add(
+      derived, source=task.source, preprocessors=[*task.preprocessors, pause_fn],
+      output_features=task.output_features, postprocess_fn=task._postprocess_fn,  # noqa: SLF001
+      metric_fns=task.metric_fns, shuffle_buffer_size=task.shuffle_buffer_size)
+  TASKS[derived] = TaskInfo(derived, base.alphabet, lengths, base.answer_fn, f"{base.description}, {what}",
+                            base.headline_metric, appended, prepend)
+  return derived

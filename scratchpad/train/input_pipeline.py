@@ -23,16 +23,25 @@ MODEL_FEATURES = ("decoder_input_tokens", "decoder_target_tokens", "decoder_loss
 
 
 def feature_lengths(data_cfg) -> dict[str, int]:
-  return {"inputs": data_cfg.inputs_length, "targets": data_cfg.targets_length}
+  """Task feature lengths; a language-model corpus (inputs_length 0) has targets only."""
+  lengths = {"inputs": data_cfg.inputs_length, "targets": data_cfg.targets_length}
+  return {k: n for k, n in lengths.items() if n or k == "targets"}
 
 
 def resolve_lengths(task_info, data_cfg, split: str = "train") -> None:
   """Sets lengths left at 0 to the task's longest example; rejects lengths that would trim.
 
   A config whose lengths would cut the task's examples is an error, not a silent cut.
+  Corpora too big to measure (C4, the downstream datasets) need lengths in the
+  config, and their longer examples are trimmed.
   """
+  if task_info.max_lengths is None:
+    if not data_cfg.targets_length:
+      raise ValueError(f"task {task_info.name} is too big to measure: set data.targets_length "
+                       "(and data.inputs_length if it has inputs)")
+    return
   longest = task_info.max_lengths[split]
-  for feature, length in feature_lengths(data_cfg).items():
+  for feature, length in {"inputs": data_cfg.inputs_length, "targets": data_cfg.targets_length}.items():
     if length == 0:
       data_cfg[f"{feature}_length"] = longest[feature]
     elif longest[feature] > length:
@@ -50,12 +59,18 @@ def host_dataset(task: str, data_cfg, local_batch_size: int, seed: int, start_st
   return ds.batch(local_batch_size, drop_remainder=True).skip(start_step).prefetch(2)
 
 
-def with_packing_features(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-  """Unpacked batches lack segments and positions: one segment per row."""
+def with_packing_features(batch: dict[str, np.ndarray], pause_id: int | None = None) -> dict[str, np.ndarray]:
+  """Unpacked batches lack segments and positions: one segment per row.
+
+  The model is never asked to predict `<pause>` (Goyal et al. 2023): the loss
+  weight is zero wherever the next token is one.
+  """
   if "decoder_segment_ids" not in batch:
     tokens = batch["decoder_target_tokens"]
     batch["decoder_segment_ids"] = (tokens != 0).astype(np.int32)
     batch["decoder_positions"] = np.broadcast_to(np.arange(tokens.shape[1], dtype=np.int32), tokens.shape)
+  if pause_id is not None:
+    batch["decoder_loss_weights"] = batch["decoder_loss_weights"] * (batch["decoder_target_tokens"] != pause_id)
   return {k: batch[k] for k in MODEL_FEATURES}
 
 
@@ -64,6 +79,7 @@ def global_batches(task: str, data_cfg, global_batch_size: int, seed: int, shard
   if global_batch_size % jax.process_count():
     raise ValueError(f"train.batch_size={global_batch_size} is not divisible by {jax.process_count()} processes")
   local = global_batch_size // jax.process_count()
+  pause_id = getattr(seqio.get_mixture_or_task(task).output_features["targets"].vocabulary, "pause_id", None)
   for batch in host_dataset(task, data_cfg, local, seed, start_step).as_numpy_iterator():
     yield {k: jax.make_array_from_process_local_data(sharding, v)
-           for k, v in with_packing_features(batch).items()}
+           for k, v in with_packing_features(batch, pause_id).items()}

@@ -127,32 +127,55 @@ class MetricsWriter:
       self._tb.close()
 
 
+def pretrained_params(setup: Setup, workdir: str):
+  """The parameters of WORKDIR's latest checkpoint (a pretraining run), laid out for `setup`.
+
+  Fine-tuning starts from them with a fresh optimizer and step 0. The two runs
+  share the optimizer's structure (only its schedule differs), so the whole
+  state restores and everything but the parameters is dropped.
+  """
+  if not os.path.isdir(os.path.join(workdir, "checkpoints")):
+    raise ValueError(f"train.init_from={workdir!r} has no checkpoints: train the pretraining run first")
+  mngr = checkpoints.manager(workdir)
+  step = mngr.latest_step()
+  state = checkpoints.restore(mngr, setup.abstract_state)
+  mngr.close()
+  if state is None:
+    raise ValueError(f"train.init_from={workdir!r} has no complete checkpoint")
+  print(f"initialised from {workdir} step {step}")
+  return state["params"]
+
+
 def train(cfg: ml_collections.ConfigDict, workdir: str, devices=None, stop_after: int | None = None):
   """Trains `cfg` in `workdir`, resuming from its latest checkpoint.
 
   Returns the final state and the list of logged metrics. `stop_after` ends the
   run early after that many steps of this call (tests use it to "kill" a run).
   """
-  task_info = get_task_info(cfg.task)
-  input_pipeline.resolve_lengths(task_info, cfg.data)
+  task = config_lib.train_task(cfg)
+  input_pipeline.resolve_lengths(get_task_info(task), cfg.data)
   config_lib.check_same_model(cfg, workdir)
+  if cfg.train.init_from:
+    config_lib.check_same_model(cfg, cfg.train.init_from, same_task=False)
   setup = Setup(cfg, devices)
   mngr = checkpoints.manager(workdir, cfg.train.checkpoint_every, cfg.train.keep_checkpoints)
   state = checkpoints.restore(mngr, setup.abstract_state)
-  config_lib.save_config(cfg, workdir)
   if state is None:
     state = setup.init_state()
+    if cfg.train.init_from:
+      state["params"] = pretrained_params(setup, cfg.train.init_from)
+  config_lib.save_config(cfg, workdir)
   start = int(state["step"])
   if start >= cfg.train.steps:
     print(f"{workdir}: already trained to step {start} of {cfg.train.steps}")
     mngr.close()
     return state, []
   train_step = setup.train_step_fn()
-  batches = input_pipeline.global_batches(cfg.task, cfg.data, cfg.train.batch_size, cfg.seed,
+  batches = input_pipeline.global_batches(task, cfg.data, cfg.train.batch_size, cfg.seed,
                                           setup.batch_sharding, start_step=start)
   writer = MetricsWriter(workdir)
   end = cfg.train.steps if stop_after is None else min(cfg.train.steps, start + stop_after)
-  progress = Progress(start, cfg.train.steps, desc=f"train {cfg.task}")
+  progress = Progress(start, cfg.train.steps, desc=f"train {task}")
   schedule = lr_schedule(cfg.train)
   history, pending = [], []
   last_time = time.perf_counter()

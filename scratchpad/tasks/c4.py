@@ -1,0 +1,135 @@
+"""C4 English as seqio Tasks: the pretraining corpus of the pause-token paper (SPEC 2).
+
+Goyal et al. pretrain decoder-only models on C4 (English), with and without
+pauses, before any fine-tuning. `register()` adds two Tasks over the same
+documents, with the loss on every token (a decoder-only LM, `targets` only):
+
+- `c4_std`: standard pretraining. Each document is tokenized, cut into pieces
+  of `targets` length minus one, and each piece ends with eos.
+- `c4_pause`: pause-pretraining, as in the paper (`pauses.insert_pauses`).
+  The same pieces; k = round(10%) of a piece's length n of `<pause>` ids go
+  to uniformly random slots among n + k, and the piece is trimmed back to n.
+  It keeps its head in order; pauses that fell in the cut tail go with it,
+  so about k * n / (n + k) remain (5.5 of 64, 186 of 2048).
+
+Tokens: the SentencePiece model at $SCRATCHPAD_SPM (pad 0, eos 1, unk 2, as
+seqio expects), with `<pause>` the one id after its pieces. The model is read
+when the data is first built, not when the Tasks are registered; without
+$SCRATCHPAD_SPM that first use raises a ValueError saying what to set.
+
+Data: TFDS `c4/en` (C4_TFDS_NAME), splits train and validation. On a pod,
+build it once into a bucket with `tfds build c4/en --data_dir=gs://BUCKET/tfds`
+(an Apache Beam job over Common Crawl; TFDS recommends running it on
+Dataflow), then point every host at it with TFDS_DATA_DIR=gs://BUCKET/tfds or
+`register(data_dir=...)`. TFDS reads an already prepared copy of another
+version (T5's `c4/en:3.0.1`) from its files: `register(tfds_name="c4/en:3.0.1")`.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import seqio
+import tensorflow as tf
+
+from scratchpad.tasks import pauses
+from scratchpad.tasks.vocabulary import SPM_ENV, spm_vocabulary
+
+# The version this TFDS's C4 code builds; older prepared versions load from their files.
+C4_TFDS_NAME = "c4/en:3.1.0"
+C4_SPLITS = ("train", "validation")
+PAUSE_FRACTION = 0.1  # the paper's: pauses as 10% of the sequence length
+
+
+def split_tokens(dataset: tf.data.Dataset, sequence_length: dict[str, int] | None,
+                 output_features: dict[str, seqio.Feature], feature: str = "targets") -> tf.data.Dataset:
+  """Cuts each example's `feature` into consecutive pieces that fit `sequence_length[feature]`.
+
+  A piece holds one token fewer when the feature gets an eos, so the eos is
+  never trimmed off. Other features are copied into every piece; empty
+  documents give no pieces.
+  """
+  if not sequence_length or not sequence_length.get(feature):
+    raise ValueError(f"C4 tasks cut documents to sequence_length[{feature!r}], and got {sequence_length!r}")
+  size = sequence_length[feature] - (1 if output_features[feature].add_eos else 0)
+  if size < 1:
+    raise ValueError(f"sequence_length[{feature!r}] = {sequence_length[feature]} leaves no room for tokens")
+
+  def pieces(features):
+    tokens = features[feature]
+    n = tf.size(tokens)
+    count = (n + size - 1) // size
+    # Padded to whole rows of `size`; each row's true length trims the padding off again.
+    rows = tf.reshape(tf.pad(tokens, [[0, count * size - n]]), [count, size])
+    lengths = tf.minimum(size, n - tf.range(count) * size)
+    copied = {k: tf.repeat(v[None], count, axis=0) for k, v in features.items() if k != feature}
+    return tf.data.Dataset.from_tensor_slices(({**copied, feature: rows}, lengths))
+
+  def trim(features, length):
+    return {**features, feature: features[feature][:length]}
+
+  return dataset.flat_map(pieces).map(trim, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def load_vocabulary(dataset: tf.data.Dataset, output_features: dict[str, seqio.Feature]) -> tf.data.Dataset:
+  """Loads the `targets` vocabulary before any tf.data function is traced.
+
+  A missing SentencePiece model then fails as its own ValueError, not one
+  wrapped in a tokenizer's traceback.
+  """
+  _ = output_features["targets"].vocabulary.vocab_size
+  return dataset
+
+
+def insert_pauses_lazily(dataset: tf.data.Dataset, output_features: dict[str, seqio.Feature],
+                         fraction: float = PAUSE_FRACTION) -> tf.data.Dataset:
+  """`pauses.insert_pauses` with the pause id read from the vocabulary when the data is built.
+
+  Reading `pause_id` loads a SentencePiece model, which must not happen when
+  the Task is registered (the model may not be set yet).
+  """
+  pause_id = output_features["targets"].vocabulary.pause_id
+  return pauses.insert_pauses(dataset, pause_id=pause_id, fraction=fraction)
+
+
+def register(vocabulary: seqio.Vocabulary | None = None, suffix: str = "", tfds_name: str = C4_TFDS_NAME,
+             data_dir: str | None = None) -> tuple[str, str]:
+  """Registers `c4_std{suffix}` and `c4_pause{suffix}`; names already registered are left as they are.
+
+  `vocabulary` defaults to the SentencePiece model at $SCRATCHPAD_SPM (read
+  lazily); it must have a `pause_id`. `data_dir` defaults to TFDS's own
+  (TFDS_DATA_DIR, else ~/tensorflow_datasets). Returns the two names.
+  """
+  from scratchpad.tasks import registry as registry_mod  # registry imports this module
+
+  vocabulary = vocabulary if vocabulary is not None else spm_vocabulary()
+  common = [
+      load_vocabulary,
+      functools.partial(seqio.preprocessors.rekey, key_map={"targets": "text"}),
+      # No `targets_pretokenized`: every piece would carry its whole document's text.
+      functools.partial(seqio.preprocessors.tokenize, copy_pretokenized=False),
+      split_tokens,
+      seqio.preprocessors.append_eos_after_trim,
+  ]
+  variants = {
+      f"c4_std{suffix}": (common, "standard pretraining"),
+      # Last, so the pauses are drawn over the finished piece, eos included, and it keeps its length.
+      f"c4_pause{suffix}": (common + [insert_pauses_lazily],
+                            f"pause-pretraining, {PAUSE_FRACTION:.0%} of each piece <pause>"),
+  }
+  for name, (preprocessors, what) in variants.items():
+    if name not in seqio.TaskRegistry.names():
+      seqio.TaskRegistry.add(
+          name,
+          source=seqio.TfdsDataSource(tfds_name=tfds_name, tfds_data_dir=data_dir, splits=C4_SPLITS),
+          preprocessors=preprocessors,
+          output_features={"targets": seqio.Feature(vocabulary, add_eos=True)},
+          metric_fns=[],
+          shuffle_buffer_size=10_000,  # pieces of one document arrive together; mix them with others
+      )
+    if name not in registry_mod.TASKS:
+      registry_mod.TASKS[name] = registry_mod.TaskInfo(
+          name, alphabet=None, max_lengths_fn=lambda: None, answer_fn=lambda text: text,
+          description=f"C4 English ({tfds_name}), {what}; loss on every token "
+                      f"(SentencePiece from ${SPM_ENV})")
+  return tuple(variants)
