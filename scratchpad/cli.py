@@ -9,6 +9,11 @@ Commands:
   trace     print the execution trace of a Python program: `trace FILE.py`
   data      build a task's splits and print their sizes, longest examples and
             what was dropped: `data --task=programs_scratchpad`
+  pause-study
+            the pause-token study: pretrain a standard and a pause model, fine-tune
+            the four variants on --tasks with --seeds seeds each, run the ablations,
+            print the tables (WORKDIR/study.md, WORKDIR/study.json):
+            `pause-study --config=configs/pause.py:tiny --workdir=DIR`
 
 Every bad input ends in one line `error: ...` and exit status 2, before anything
 in the workdir is written.
@@ -36,7 +41,7 @@ class _Parser(argparse.ArgumentParser):
 def _parser() -> argparse.ArgumentParser:
   p = _Parser(prog="python -m scratchpad", description=__doc__.split("\n\n")[0],
               formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
-  p.add_argument("command", choices=("train", "evaluate", "predict", "compare", "trace", "data"))
+  p.add_argument("command", choices=("train", "evaluate", "predict", "compare", "trace", "data", "pause-study"))
   p.add_argument("program", nargs="?", help="trace: the Python file to trace")
   p.add_argument("--config", help="FILE.py[:ARGS], e.g. configs/addition.py:scratchpad,tiny")
   p.add_argument("--workdir", help="where checkpoints, metrics and results live")
@@ -44,6 +49,11 @@ def _parser() -> argparse.ArgumentParser:
   p.add_argument("--input", help="predict: the input text, e.g. '2 9 + 5 7'")
   p.add_argument("--formats", default="direct,scratchpad", help="compare: the formats to run")
   p.add_argument("--max_new_tokens", type=int, default=1024, help="predict: decoding limit")
+  p.add_argument("--tasks", default="addition,polynomial,digit_sum", help="pause-study: fine-tuning tasks")
+  p.add_argument("--seeds", type=int, default=5, help="pause-study: fine-tuning seeds per variant and task")
+  p.add_argument("--ablation_seeds", type=int, default=3, help="pause-study: seeds per ablation setting")
+  p.add_argument("--pretrain_steps", type=int, default=0, help="pause-study: pretraining steps (0: config's)")
+  p.add_argument("--finetune_steps", type=int, default=0, help="pause-study: fine-tuning steps (0: config's)")
   p.add_argument("--distributed", action="store_true",
                  help="call jax.distributed.initialize() first (multi-host TPU/GPU)")
   return p
@@ -129,6 +139,37 @@ def compare(args, overrides) -> None:
   print("\n" + summary)
 
 
+def pause_study(args, overrides) -> None:
+  """Plans every run of the study, checks each config, then runs what is not done yet."""
+  import jax
+  from scratchpad import config as config_lib
+  from scratchpad import pause_study as study_lib
+  path, _, arg = args.config.partition(":")
+  tokens = [t for t in arg.split(",") if t]
+  unknown = [t for t in tokens if t not in config_lib.SIZES and t not in ("text", "c4")]
+  if unknown:
+    raise UsageError(f"pause-study takes a size ({', '.join(config_lib.SIZES)}) and a corpus (text, c4) "
+                     f"after the config file, got {','.join(unknown)!r}")
+  size = next((t for t in tokens if t in config_lib.SIZES), "tiny")
+  corpus = "c4" if "c4" in tokens else "text"
+  steps = lambda n: [("train.steps", str(n))] if n else []
+  pretraining = study_lib.pretraining_runs(path, corpus, size, args.workdir,
+                                           overrides + steps(args.pretrain_steps))
+  finetuning = study_lib.finetuning_runs(
+      path, [t for t in args.tasks.split(",") if t], size, args.seeds, args.ablation_seeds, args.workdir,
+      pretraining, overrides=overrides + steps(args.finetune_steps))
+  for run in [*pretraining.values(), *finetuning]:
+    run.config()  # every config is built (and bad input rejected) before anything trains
+  # Runs of one task share shapes: compiled steps are reused from disk across seeds.
+  jax.config.update("jax_compilation_cache_dir", os.path.join(os.path.abspath(args.workdir), "jax_cache"))
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+  study = study_lib.run_study(pretraining, finetuning, args.workdir)
+  text = study_lib.tables(study)
+  with open(os.path.join(args.workdir, "study.md"), "w") as f:
+    f.write(text + "\n")
+  print("\n" + text)
+
+
 def run(argv: list[str]) -> None:
   rest, overrides = split_overrides(argv)
   args = _parser().parse_args(rest)
@@ -154,7 +195,7 @@ def run(argv: list[str]) -> None:
     raise UsageError(f"unexpected argument {args.program!r}")
   if not args.workdir:
     raise UsageError(f"{args.command} needs --workdir=DIR")
-  if args.command in ("train", "compare") and not args.config:
+  if args.command in ("train", "compare", "pause-study") and not args.config:
     raise UsageError(f"{args.command} needs --config=FILE.py[:ARGS]")
   if args.command == "predict" and args.input is None:
     raise UsageError("predict needs --input='...'")
@@ -164,6 +205,8 @@ def run(argv: list[str]) -> None:
     trainer.train(build_config(args.config, overrides), args.workdir)
   elif args.command == "compare":
     compare(args, overrides)
+  elif args.command == "pause-study":
+    pause_study(args, overrides)
   elif args.command == "evaluate":
     from scratchpad import report
     from scratchpad.evaluation import evaluator

@@ -187,3 +187,19 @@ def check_same_model(cfg: ml_collections.ConfigDict, workdir: str, same_task: bo
     diffs.append(f"task={cfg.task!r} but the checkpoint was trained on {saved.task!r}")
   if diffs:
     raise ValueError(f"{workdir} holds a checkpoint from another config: {'; '.join(diffs)}")
+
+
+def check_init_from(cfg: ml_collections.ConfigDict) -> None:
+  """A fine-tuning config (`cfg.pretrained` names the pretraining it needs) must start
+  from a run of that pretraining: StdPT (no pauses) or PausePT."""
+  wanted = cfg.get("pretrained")
+  if not wanted:
+    return
+  init_from = cfg.train.init_from
+  if not init_from:
+    raise ValueError(f"variant {cfg.variant} fine-tunes a {wanted} model: set train.init_from to the "
+                     f"workdir of a {wanted} run")
+  saved = load_config(init_from)
+  got = "PausePT" if _pauses(saved).pretrain_fraction else "StdPT"
+  if got != wanted:
+    raise ValueError(f"train.init_from={init_from!r} is a {got} run but variant {cfg.variant} needs {wanted}")

@@ -119,7 +119,7 @@ class PauseSentencePieceVocabulary(seqio.SentencePieceVocabulary):
 
   @property
   def pause_id(self) -> int:
-    return self._base_vocab_size
+    return self.vocab_size - 1  # seqio adds the extra id as the last piece
 
 
 def spm_vocabulary(path: str | None = None) -> PauseSentencePieceVocabulary:

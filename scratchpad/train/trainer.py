@@ -153,6 +153,7 @@ def train(cfg: ml_collections.ConfigDict, workdir: str, devices=None, stop_after
   run early after that many steps of this call (tests use it to "kill" a run).
   """
   task = config_lib.train_task(cfg)
+  config_lib.check_init_from(cfg)
   input_pipeline.resolve_lengths(get_task_info(task), cfg.data)
   config_lib.check_same_model(cfg, workdir)
   if cfg.train.init_from:

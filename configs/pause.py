@@ -1,0 +1,70 @@
+"""Pause tokens (Goyal et al. 2023; SPEC 2): pretraining and the four fine-tuning variants.
+
+`--config=configs/pause.py:ARGS`, ARGS a comma list of:
+  variant  StdPT | PausePT                           pretraining (standard or with 10% pauses)
+           StdPT_StdFT | StdPT_PauseFT |
+           PausePT_StdFT | PausePT_PauseFT           fine-tuning (default PausePT_PauseFT)
+  task     pretraining: text (offline: Python source + the small tasks' text) | c4 (pods;
+           SentencePiece model from $SCRATCHPAD_SPM)
+           fine-tuning: addition | polynomial | digit_sum (small, direct answers; CPU) |
+           gsm8k | squad | coqa | commonsense_qa | piqa | lambada | hellaswag |
+           web_questions | natural_questions (the paper's nine; `_spm` tasks with c4)
+  size     tiny | small | base                        (default tiny)
+
+Fine-tuning starts from a pretraining run: `--config.train.init_from=WORKDIR` of a
+`StdPT` run for StdPT_* variants and of a `PausePT` run for PausePT_* ones (checked).
+PauseFT appends `pauses.finetune` (M_ft, default 10) pauses to every input;
+evaluation appends `pauses.inference` (M_inf, -1: M_ft); `pauses.prepend=true`
+puts them before the input. `python -m scratchpad pause-study` runs all of it.
+"""
+
+import ml_collections
+
+from scratchpad import config as config_lib
+
+PRETRAINING = ("StdPT", "PausePT")
+FINETUNING = ("StdPT_StdFT", "StdPT_PauseFT", "PausePT_StdFT", "PausePT_PauseFT")
+CORPORA = {"text": "pretrain_text", "c4": "c4_std"}
+SMALL_TASKS = {"addition": "addition_direct_1to3", "polynomial": "polynomial_direct", "digit_sum": "digit_sum"}
+DOWNSTREAM = ("gsm8k", "squad", "coqa", "commonsense_qa", "piqa", "lambada", "hellaswag", "web_questions",
+              "natural_questions")
+PAUSE_FRACTION = 0.1  # the paper: pauses at 10% of the sequence length
+M_FT = 10
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  variant = config_lib.parse_variant(
+      arg, {"variant": PRETRAINING + FINETUNING, "task": tuple(CORPORA) + tuple(SMALL_TASKS) + DOWNSTREAM,
+            "size": tuple(config_lib.SIZES)},
+      {"variant": "PausePT_PauseFT", "task": "addition", "size": "tiny"}, "configs/pause.py")
+  name, task = variant["variant"], variant["task"]
+  pretraining = name in PRETRAINING
+  if pretraining != (task in CORPORA):
+    raise ValueError(f"configs/pause.py: variant {name} takes a "
+                     f"{'corpus (' + ', '.join(CORPORA) if pretraining else 'downstream task (not ' + task}), "
+                     f"got task {task!r}")
+  cfg = config_lib.base_config(CORPORA.get(task) or SMALL_TASKS.get(task) or task, variant["size"], variant)
+  cfg.eval.splits = ("test",)
+  if pretraining:
+    cfg.pauses.pretrain_fraction = PAUSE_FRACTION if name == "PausePT" else 0.0
+    cfg.eval.splits = ()
+    if task == "c4":  # the paper's pod recipe: 2048-token sequences
+      cfg.data.update(inputs_length=0, targets_length=2048)
+      cfg.train.update(steps=100_000, batch_size=256, learning_rate=1e-3, warmup_steps=2000,
+                       checkpoint_every=2000)
+    else:  # 256-byte rows of source text and task text
+      cfg.data.update(inputs_length=0, targets_length=256)
+      cfg.train.update(steps=400, batch_size=16, learning_rate=3e-3, warmup_steps=40, checkpoint_every=400,
+                       keep_checkpoints=1)
+    return cfg
+  cfg.pretrained = name.split("_")[0]  # which pretraining train.init_from must be
+  cfg.pauses.finetune = M_FT if name.endswith("PauseFT") else 0
+  if task in DOWNSTREAM:
+    cfg.data.update(inputs_length=512, targets_length=128)
+    cfg.train.update(steps=2000, batch_size=64, learning_rate=1e-4, warmup_steps=100, checkpoint_every=1000)
+    cfg.eval.update(splits=("validation",), batch_size=64)
+  else:
+    cfg.train.update(steps=150, batch_size=32, learning_rate=1e-3, warmup_steps=15, checkpoint_every=150,
+                     keep_checkpoints=1, log_every=50)
+    cfg.eval.update(max_examples=500)
+  return cfg
