@@ -6,7 +6,8 @@ documents, with the loss on every token (a decoder-only LM, `targets` only):
 
 - `c4_std`: standard pretraining. Each document is tokenized, cut into pieces
   of `targets` length minus one, and each piece ends with eos.
-- `c4_pause`: pause-pretraining, as in the paper (`pauses.insert_pauses`).
+- `c4_std_inserted10pct` (`registry.with_pauses`): pause-pretraining, as in
+  the paper (`pauses.insert_pauses`, its pause id read when the data is built).
   The same pieces; k = round(10%) of a piece's length n of `<pause>` ids go
   to uniformly random slots among n + k, and the piece is trimmed back to n.
   It keeps its head in order; pauses that fell in the cut tail go with it,
@@ -32,7 +33,6 @@ import functools
 import seqio
 import tensorflow as tf
 
-from scratchpad.tasks import pauses
 from scratchpad.tasks.vocabulary import SPM_ENV, spm_vocabulary
 
 # The version this TFDS's C4 code builds; older prepared versions load from their files.
@@ -81,24 +81,14 @@ def load_vocabulary(dataset: tf.data.Dataset, output_features: dict[str, seqio.F
   return dataset
 
 
-def insert_pauses_lazily(dataset: tf.data.Dataset, output_features: dict[str, seqio.Feature],
-                         fraction: float = PAUSE_FRACTION) -> tf.data.Dataset:
-  """`pauses.insert_pauses` with the pause id read from the vocabulary when the data is built.
-
-  Reading `pause_id` loads a SentencePiece model, which must not happen when
-  the Task is registered (the model may not be set yet).
-  """
-  pause_id = output_features["targets"].vocabulary.pause_id
-  return pauses.insert_pauses(dataset, pause_id=pause_id, fraction=fraction)
-
-
 def register(vocabulary: seqio.Vocabulary | None = None, suffix: str = "", tfds_name: str = C4_TFDS_NAME,
              data_dir: str | None = None) -> tuple[str, str]:
-  """Registers `c4_std{suffix}` and `c4_pause{suffix}`; names already registered are left as they are.
+  """Registers `c4_std{suffix}` and its pause-pretraining version; names already registered are kept.
 
   `vocabulary` defaults to the SentencePiece model at $SCRATCHPAD_SPM (read
   lazily); it must have a `pause_id`. `data_dir` defaults to TFDS's own
-  (TFDS_DATA_DIR, else ~/tensorflow_datasets). Returns the two names.
+  (TFDS_DATA_DIR, else ~/tensorflow_datasets). Returns the two names: the pause
+  version is `registry.with_pauses(c4_std, PAUSE_FRACTION)`.
   """
   from scratchpad.tasks import registry as registry_mod  # registry imports this module
 
@@ -111,25 +101,19 @@ def register(vocabulary: seqio.Vocabulary | None = None, suffix: str = "", tfds_
       split_tokens,
       seqio.preprocessors.append_eos_after_trim,
   ]
-  variants = {
-      f"c4_std{suffix}": (common, "standard pretraining"),
-      # Last, so the pauses are drawn over the finished piece, eos included, and it keeps its length.
-      f"c4_pause{suffix}": (common + [insert_pauses_lazily],
-                            f"pause-pretraining, {PAUSE_FRACTION:.0%} of each piece <pause>"),
-  }
-  for name, (preprocessors, what) in variants.items():
-    if name not in seqio.TaskRegistry.names():
-      seqio.TaskRegistry.add(
-          name,
-          source=seqio.TfdsDataSource(tfds_name=tfds_name, tfds_data_dir=data_dir, splits=C4_SPLITS),
-          preprocessors=preprocessors,
-          output_features={"targets": seqio.Feature(vocabulary, add_eos=True)},
-          metric_fns=[],
-          shuffle_buffer_size=10_000,  # pieces of one document arrive together; mix them with others
-      )
-    if name not in registry_mod.TASKS:
-      registry_mod.TASKS[name] = registry_mod.TaskInfo(
-          name, alphabet=None, max_lengths_fn=lambda: None, answer_fn=lambda text: text,
-          description=f"C4 English ({tfds_name}), {what}; loss on every token "
-                      f"(SentencePiece from ${SPM_ENV})")
-  return tuple(variants)
+  name = f"c4_std{suffix}"
+  if name not in seqio.TaskRegistry.names():
+    seqio.TaskRegistry.add(
+        name,
+        source=seqio.TfdsDataSource(tfds_name=tfds_name, tfds_data_dir=data_dir, splits=C4_SPLITS),
+        preprocessors=common,
+        output_features={"targets": seqio.Feature(vocabulary, add_eos=True)},
+        metric_fns=[],
+        shuffle_buffer_size=10_000,  # pieces of one document arrive together; mix them with others
+    )
+  if name not in registry_mod.TASKS:
+    registry_mod.TASKS[name] = registry_mod.TaskInfo(
+        name, alphabet=None, max_lengths_fn=lambda: None, answer_fn=lambda text: text,
+        description=f"C4 English ({tfds_name}); loss on every token (SentencePiece from ${SPM_ENV})")
+  # Pauses go in last, over the finished piece (eos included), which keeps its length.
+  return name, registry_mod.with_pauses(name, inserted_fraction=PAUSE_FRACTION)

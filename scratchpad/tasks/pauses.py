@@ -32,9 +32,15 @@ def insert_ids(tokens: tf.Tensor, pause_id: int, fraction: float, seed: tf.Tenso
   return merged[:n]
 
 
-def insert_pauses(dataset: tf.data.Dataset, *, pause_id: int, fraction: float = 0.1,
-                  feature: str = "targets") -> tf.data.Dataset:
+def _pause_id(pause_id: int | None, output_features) -> int:
+  # Read from the vocabulary when the data is built: a SentencePiece model loads only then.
+  return output_features["targets"].vocabulary.pause_id if pause_id is None else pause_id
+
+
+def insert_pauses(dataset: tf.data.Dataset, output_features=None, *, fraction: float = 0.1,
+                  pause_id: int | None = None, feature: str = "targets") -> tf.data.Dataset:
   """Pause-pretraining: inserts pauses at random into `feature` (seeded by the pipeline's seed)."""
+  pause_id = _pause_id(pause_id, output_features)
 
   @seqio.map_over_dataset(num_seeds=1)
   def insert(features, seed):
@@ -45,9 +51,10 @@ def insert_pauses(dataset: tf.data.Dataset, *, pause_id: int, fraction: float = 
   return insert(dataset)
 
 
-def append_pauses(dataset: tf.data.Dataset, *, pause_id: int, num_pauses: int, prepend: bool = False,
-                  feature: str = "inputs") -> tf.data.Dataset:
+def append_pauses(dataset: tf.data.Dataset, output_features=None, *, num_pauses: int, prepend: bool = False,
+                  pause_id: int | None = None, feature: str = "inputs") -> tf.data.Dataset:
   """Pause-finetuning and inference: M pauses after (or, `prepend`, before) `feature`."""
+  pause_id = _pause_id(pause_id, output_features)
 
   @seqio.map_over_dataset
   def append(features):

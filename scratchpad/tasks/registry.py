@@ -348,12 +348,11 @@ def with_pauses(name: str, inserted_fraction: float = 0.0, appended: int = 0, pr
                                for t in mixture.tasks], f"{base.description}, pauses inserted")
     return derived
   task = seqio.get_mixture_or_task(name)
-  pause_id = task.output_features["targets"].vocabulary.pause_id
   if inserted_fraction:
-    pause_fn = functools.partial(pauses.insert_pauses, pause_id=pause_id, fraction=inserted_fraction)
+    pause_fn = functools.partial(pauses.insert_pauses, fraction=inserted_fraction)
     what, lengths = f"{inserted_fraction:.0%} pauses inserted", (lambda: base.max_lengths)
   else:
-    pause_fn = functools.partial(pauses.append_pauses, pause_id=pause_id, num_pauses=appended, prepend=prepend)
+    pause_fn = functools.partial(pauses.append_pauses, num_pauses=appended, prepend=prepend)
     what = f"{appended} pauses {'before' if prepend else 'after'} the input"
     lengths = lambda: base.max_lengths and {s: {"inputs": n["inputs"] + appended, "targets": n["targets"]}
                                             for s, n in base.max_lengths.items()}
@@ -364,3 +363,12 @@ def with_pauses(name: str, inserted_fraction: float = 0.0, appended: int = 0, pr
   TASKS[derived] = TaskInfo(derived, base.alphabet, lengths, base.answer_fn, f"{base.description}, {what}",
                             base.headline_metric, appended, prepend)
   return derived
+
+
+# The paper's corpora and tasks at scale: C4 with a SentencePiece vocabulary, and
+# the nine downstream tasks (byte vocabulary, and `_spm` with the SentencePiece one).
+from scratchpad.tasks import c4, downstream  # noqa: E402  (they register through this module)
+
+c4.register()
+downstream.register()
+downstream.register_spm()
