@@ -10,6 +10,8 @@
            gsm8k | squad | coqa | commonsense_qa | piqa | lambada | hellaswag |
            web_questions | natural_questions (the paper's nine; `_spm` tasks with c4)
   size     tiny | small | base                        (default tiny)
+  vocab    byte | spm: the byte vocabulary (default) or the SentencePiece model at
+           $SCRATCHPAD_SPM (`c4` implies it; fine-tuning a C4 model on the nine needs it)
 
 Fine-tuning starts from a pretraining run: `--config.train.init_from=WORKDIR` of a
 `StdPT` run for StdPT_* variants and of a `PausePT` run for PausePT_* ones (checked).
@@ -35,15 +37,19 @@ M_FT = 10
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   variant = config_lib.parse_variant(
       arg, {"variant": PRETRAINING + FINETUNING, "task": tuple(CORPORA) + tuple(SMALL_TASKS) + DOWNSTREAM,
-            "size": tuple(config_lib.SIZES)},
-      {"variant": "PausePT_PauseFT", "task": "addition", "size": "tiny"}, "configs/pause.py")
+            "size": tuple(config_lib.SIZES), "vocab": ("byte", "spm")},
+      {"variant": "PausePT_PauseFT", "task": "addition", "size": "tiny", "vocab": "byte"}, "configs/pause.py")
   name, task = variant["variant"], variant["task"]
+  spm = variant["vocab"] == "spm" or task == "c4"
   pretraining = name in PRETRAINING
   if pretraining != (task in CORPORA):
     raise ValueError(f"configs/pause.py: variant {name} takes a "
                      f"{'corpus (' + ', '.join(CORPORA) if pretraining else 'downstream task (not ' + task}), "
                      f"got task {task!r}")
-  cfg = config_lib.base_config(CORPORA.get(task) or SMALL_TASKS.get(task) or task, variant["size"], variant)
+  if spm and task in SMALL_TASKS or spm and task == "text":
+    raise ValueError(f"configs/pause.py: task {task!r} uses the byte vocabulary, not spm")
+  task_name = CORPORA.get(task) or SMALL_TASKS.get(task) or task + ("_spm" if spm else "")
+  cfg = config_lib.base_config(task_name, variant["size"], variant)
   cfg.eval.splits = ("test",)
   if pretraining:
     cfg.pauses.pretrain_fraction = PAUSE_FRACTION if name == "PausePT" else 0.0
@@ -62,9 +68,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   if task in DOWNSTREAM:
     cfg.data.update(inputs_length=512, targets_length=128)
     cfg.train.update(steps=2000, batch_size=64, learning_rate=1e-4, warmup_steps=100, checkpoint_every=1000)
-    cfg.eval.update(splits=("validation",), batch_size=64)
+    from scratchpad.tasks import downstream
+    cfg.eval.update(splits=(downstream.EVAL_SPLITS[task],), batch_size=64)
   else:
-    cfg.train.update(steps=150, batch_size=32, learning_rate=1e-3, warmup_steps=15, checkpoint_every=150,
+    cfg.train.update(steps=300, batch_size=16, learning_rate=2e-3, warmup_steps=30, checkpoint_every=300,
                      keep_checkpoints=1, log_every=50)
     cfg.eval.update(max_examples=500)
   return cfg

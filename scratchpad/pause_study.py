@@ -51,11 +51,15 @@ def pretraining_runs(config_file: str, corpus: str, size: str, workdir: str,
 def finetuning_runs(config_file: str, tasks, size: str, seeds: int, ablation_seeds: int, workdir: str,
                     pretrained: dict[str, Run], m_ft_ablation=(50,), m_inf_ablation=(0, 5, 20),
                     overrides=()) -> list[Run]:
-  """The main table's runs (every variant x task x seed), then the ablations' runs."""
+  """The main table's runs (every variant x task x seed), then the ablations' runs.
+
+  Fine-tuning uses the pretraining's vocabulary: SentencePiece after C4.
+  """
   runs = []
+  vocab = ",spm" if next(iter(pretrained.values())).task == "c4" else ""
 
   def add(group, variant, task, seed, extra=(), inference=()):
-    spec = f"{config_file}:{variant},{task},{size}"
+    spec = f"{config_file}:{variant},{task},{size}{vocab}"
     init_from = pretrained[variant.split("_")[0]].workdir
     runs.append(Run(group, task, seed, spec,
                     (("seed", str(seed)), ("train.init_from", init_from), *overrides, *extra),

@@ -194,3 +194,36 @@ def test_pause_study_command_runs_every_variant_and_resumes(tmp_path, capsys):
   assert cli.main(argv) == 0
   assert json.loads((tmp_path / "study.json").read_text())["records"] == study["records"]
   assert (tmp_path / "digit_sum" / "StdPT_StdFT" / "seed0" / "results.json").stat().st_mtime == mtime
+
+
+@pytest.mark.parametrize("num_pauses", [4, 0])
+def test_the_pause_embedding_row_learns_only_from_pauses(make_config, num_pauses):
+  """The pause token is one embedding row: it gets a gradient exactly when inputs carry pauses."""
+  from flax import nnx
+  from scratchpad.train import trainer
+  cfg = make_config()
+  cfg.task, cfg.pauses.finetune = "digit_sum", num_pauses
+  task = config_lib.train_task(cfg)
+  input_pipeline.resolve_lengths(get_task_info(task), cfg.data)
+  setup = trainer.Setup(cfg)
+  params = setup.init_state()["params"]
+  batch = input_pipeline.with_packing_features(
+      next(input_pipeline.host_dataset(task, cfg.data, 8, 0).as_numpy_iterator()), PAUSE_ID)
+
+  def loss(params):
+    logits, _ = nnx.merge(setup.graphdef, params)(batch["decoder_input_tokens"], batch["decoder_positions"],
+                                                  batch["decoder_segment_ids"])
+    return trainer.weighted_loss(logits, batch["decoder_target_tokens"], batch["decoder_loss_weights"])[0]
+
+  grad_row = np.asarray(jax.grad(loss)(params)["embed_VxD"])[PAUSE_ID]
+  assert (np.abs(grad_row).sum() > 0) == (num_pauses > 0)
+
+
+def test_c4_configs_pretrain_and_finetune_with_the_sentencepiece_vocabulary():
+  pause = config_lib.load_config_file(f"{PAUSE_CONFIG}:PausePT,c4")
+  assert config_lib.train_task(pause) == "c4_std_inserted10pct"
+  assert pause.data.targets_length == 2048 and pause.data.inputs_length == 0
+  squad = config_lib.load_config_file(f"{PAUSE_CONFIG}:PausePT_PauseFT,squad,spm")
+  assert config_lib.train_task(squad) == "squad_spm_appended10" and squad.eval.splits == ("validation",)
+  with pytest.raises(ValueError, match="uses the byte vocabulary"):
+    config_lib.load_config_file(f"{PAUSE_CONFIG}:PausePT_PauseFT,digit_sum,spm")

@@ -74,13 +74,14 @@ def test_packed_loss_weights_are_zero_on_inputs_and_padding(make_config):
 @pytest.mark.parametrize("spec", [
     "addition.py:direct,paper", "addition.py:scratchpad,paper", "addition.py:direct,laptop",
     "addition.py:scratchpad,laptop", "polynomial.py:direct", "polynomial.py:scratchpad",
-    "programs.py:direct,paper", "programs.py:scratchpad,paper"])
+    "programs.py:direct,paper", "programs.py:scratchpad,paper", "pause.py:PausePT,text", "pause.py:StdPT,text",
+    "pause.py:PausePT_PauseFT,addition", "pause.py:StdPT_StdFT,polynomial", "pause.py:PausePT_PauseFT,digit_sum"])
 def test_every_shipped_config_fits_its_task(spec):
   from conftest import ROOT
   from scratchpad import config as config_lib
   cfg = config_lib.load_config_file(f"{ROOT / 'configs' / spec}")
-  input_pipeline.resolve_lengths(get_task_info(cfg.task), cfg.data)
-  assert cfg.data.inputs_length > 0 and cfg.data.targets_length > 0
+  input_pipeline.resolve_lengths(get_task_info(config_lib.train_task(cfg)), cfg.data)
+  assert cfg.data.targets_length > 0 and (cfg.data.inputs_length > 0) == ("text" not in spec)
   assert cfg.data.inputs_length + cfg.data.targets_length <= cfg.model.max_length
 
 
