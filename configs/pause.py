@@ -23,13 +23,13 @@ puts them before the input. `python -m scratchpad pause-study` runs all of it.
 import ml_collections
 
 from scratchpad import config as config_lib
+from scratchpad.tasks import downstream
+from scratchpad.tasks.registry import PAUSE_STUDY_TASKS as SMALL_TASKS
 
 PRETRAINING = ("StdPT", "PausePT")
 FINETUNING = ("StdPT_StdFT", "StdPT_PauseFT", "PausePT_StdFT", "PausePT_PauseFT")
 CORPORA = {"text": "pretrain_text", "c4": "c4_std"}
-SMALL_TASKS = {"addition": "addition_direct_1to3", "polynomial": "polynomial_direct", "digit_sum": "digit_sum"}
-DOWNSTREAM = ("gsm8k", "squad", "coqa", "commonsense_qa", "piqa", "lambada", "hellaswag", "web_questions",
-              "natural_questions")
+DOWNSTREAM = downstream.DOWNSTREAM_TASKS
 PAUSE_FRACTION = 0.1  # the paper: pauses at 10% of the sequence length
 M_FT = 10
 
@@ -68,7 +68,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   if task in DOWNSTREAM:
     cfg.data.update(inputs_length=512, targets_length=128)
     cfg.train.update(steps=2000, batch_size=64, learning_rate=1e-4, warmup_steps=100, checkpoint_every=1000)
-    from scratchpad.tasks import downstream
     cfg.eval.update(splits=(downstream.EVAL_SPLITS[task],), batch_size=64)
   else:
     cfg.train.update(steps=300, batch_size=16, learning_rate=2e-3, warmup_steps=30, checkpoint_every=300,
