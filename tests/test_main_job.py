@@ -36,3 +36,18 @@ def test_program_traces_beat_direct_outputs(tmp_path):
   results = compare(tmp_path, "programs.py:tiny,laptop")
   assert results["scratchpad"]["test"]["answer_accuracy"] > results["direct"]["test"]["answer_accuracy"]
   assert results["scratchpad"]["test"]["trace_line_accuracy"] > 25.0
+
+
+@pytest.mark.slow
+def test_pause_finetuning_helps_digit_sum_and_needs_its_pauses_at_inference(tmp_path):
+  """The README's pause study on digit sum, 2 seeds (about 20 minutes): what it measured there."""
+  assert cli.main(["pause-study", f"--config={ROOT / 'configs' / 'pause.py'}:tiny", f"--workdir={tmp_path}",
+                   "--tasks=digit_sum", "--seeds=2", "--ablation_seeds=1"]) == 0
+  records = json.load(open(tmp_path / "study.json"))["records"]
+
+  def mean(group, m_inf=None):
+    values = [r["value"] for r in records if r["group"] == group and r["m_inf"] == m_inf]
+    return sum(values) / len(values)
+
+  assert mean("StdPT_PauseFT") > mean("StdPT_StdFT") + 5.0
+  assert mean("PausePT_PauseFT", m_inf=0) < mean("PausePT_PauseFT")
