@@ -33,14 +33,16 @@ class TaskInfo:
   example's tokens, eos included (None for corpora too big to measure: their
   configs give lengths, and longer examples are trimmed). `headline_metric`:
   the metric tables lead with. `num_pauses` / `prepend_pauses`: the pauses
-  its preprocessors add to every input (see `with_pauses`).
+  its preprocessors add to every input (see `with_pauses`). `examples_fn`:
+  split -> (input, target) texts, for tasks generated in memory.
   """
 
   def __init__(self, name: str, alphabet: str | None, max_lengths_fn: Callable[[], dict | None], answer_fn,
                description: str, headline_metric: str = "answer_accuracy", num_pauses: int = 0,
-               prepend_pauses: bool = False):
+               prepend_pauses: bool = False, examples_fn: Callable[[str], list[tuple[str, str]]] | None = None):
     self.name, self.alphabet, self.answer_fn, self.description = name, alphabet, answer_fn, description
     self.headline_metric, self.num_pauses, self.prepend_pauses = headline_metric, num_pauses, prepend_pauses
+    self.examples_fn = examples_fn
     self._max_lengths_fn = max_lengths_fn
 
   @functools.cached_property
@@ -105,8 +107,7 @@ def register_task(name: str, examples_fn: Callable[[str], list[tuple[str, str]]]
       shuffle_buffer_size=10_000,
   )
   TASKS[name] = TaskInfo(name, alphabet, (lambda: max_lengths) if max_lengths else measured_lengths,
-                         answer_fn, description)
-  TASKS[name]._examples = examples_fn
+                         answer_fn, description, examples_fn=examples_fn)
 
 
 # Long addition (SPEC 1a). Seeds differ per split; both formats share the pairs.
@@ -300,7 +301,7 @@ register_text("python_stdlib", text_corpus.split_pieces, {"train": None, "valida
 
 def _task_text(task: str) -> Callable[[str], list[str]]:
   """A downstream task's examples as pretraining text: the input, a newline, the target."""
-  return lambda split: [f"{i}\n{t}" for i, t in TASKS[task]._examples(split)]
+  return lambda split: [f"{i}\n{t}" for i, t in TASKS[task].examples_fn(split)]
 
 
 # The small downstream tasks of the pause study, and the text they are pretrained on.
