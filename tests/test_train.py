@@ -59,3 +59,50 @@ def test_short_run_learns_small_addition_above_chance(make_config, tmp_path):
   results = evaluator.evaluate(cfg, str(tmp_path), trainer.Setup(cfg).graphdef, state["params"])
   # Chance is under 2%: no single sum of two 1-2 digit operands is that frequent.
   assert results["test"]["answer_accuracy"] > 10.0, results
+
+
+def test_sigterm_saves_and_the_rerun_ends_where_an_uninterrupted_run_does(make_config, tmp_path):
+  """A real SIGTERM to a training process: it saves its step, exits 0, and the rerun resumes
+  to parameters bit-for-bit equal to an uninterrupted run's."""
+  import json
+  import signal
+  import subprocess
+  import sys
+  import time
+  from conftest import ROOT
+  from scratchpad import config as config_lib
+  from scratchpad.train import checkpoints
+  steps = 400  # long enough that the signal lands mid-run
+  overrides = ["--config.model.num_layers=2", "--config.model.d_model=32", "--config.model.num_heads=2",
+               "--config.model.mlp_dim=64", "--config.train.batch_size=8", f"--config.train.steps={steps}",
+               "--config.train.warmup_steps=2", "--config.train.log_every=1", "--config.train.checkpoint_every=1000"]
+  argv = [sys.executable, "-m", "scratchpad", "train", f"--config={ROOT / 'configs' / 'addition.py'}:direct",
+          f"--workdir={tmp_path / 'preempted'}", *overrides]
+  proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+  metrics = tmp_path / "preempted" / "metrics.jsonl"
+  while not (metrics.exists() and metrics.read_text().count("\n") >= 5):
+    assert proc.poll() is None, proc.stdout.read()
+    time.sleep(0.2)
+  proc.send_signal(signal.SIGTERM)
+  out, _ = proc.communicate(timeout=120)
+  assert proc.returncode == 0, out
+  saved = int(out.split("preempted (SIGTERM): saved step ")[1].split()[0])
+  assert 5 <= saved < steps
+  mngr = checkpoints.manager(str(tmp_path / "preempted"))
+  assert mngr.latest_step() == saved
+  mngr.close()
+  assert subprocess.run(argv, cwd=ROOT, capture_output=True).returncode == 0  # resumes to the end
+
+  cfg = config_lib.load_config_file(f"{ROOT / 'configs' / 'addition.py'}:direct")
+  cfg = config_lib.apply_overrides(cfg, [o[len("--config."):].split("=") for o in overrides])
+  uninterrupted, _ = trainer.train(cfg, str(tmp_path / "uninterrupted"))
+  mngr = checkpoints.manager(str(tmp_path / "preempted"))
+  resumed = checkpoints.restore(mngr, trainer.Setup(cfg).abstract_state)
+  mngr.close()
+  assert int(resumed["step"]) == steps
+  jax.tree.map(np.testing.assert_array_equal, jax.device_get(resumed["params"]),
+               jax.device_get(uninterrupted["params"]))
+  # The resumed run's per-step losses continue the interrupted ones exactly.
+  logged = [json.loads(line) for line in metrics.read_text().splitlines()]
+  reference = [json.loads(line) for line in (tmp_path / "uninterrupted" / "metrics.jsonl").read_text().splitlines()]
+  assert [r["loss"] for r in logged] == [r["loss"] for r in reference]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import threading
 import time
 
 import jax
@@ -146,6 +148,39 @@ def pretrained_params(setup: Setup, workdir: str):
   return state["params"]
 
 
+class Preemption:
+  """SIGTERM (how pods and schedulers preempt a job) asks the loop to stop after its step.
+
+  The loop then saves that step and returns cleanly; rerunning the same command
+  resumes from it. Only the main thread can own a signal handler: elsewhere
+  (a notebook's worker thread) SIGTERM keeps its default.
+  """
+
+  def __init__(self):
+    self.requested = False
+    self._previous = None
+
+  def _handle(self, signum, frame):
+    del signum, frame
+    self.requested = True
+
+  def agreed(self) -> bool:
+    """Whether any process was asked to stop: all processes then stop at the same step."""
+    if jax.process_count() == 1:
+      return self.requested
+    from jax.experimental import multihost_utils
+    return bool(np.any(multihost_utils.process_allgather(np.array(self.requested))))
+
+  def __enter__(self):
+    if threading.current_thread() is threading.main_thread():
+      self._previous = signal.signal(signal.SIGTERM, self._handle)
+    return self
+
+  def __exit__(self, *exc):
+    if self._previous is not None:
+      signal.signal(signal.SIGTERM, self._previous)
+
+
 def train(cfg: ml_collections.ConfigDict, workdir: str, devices=None, stop_after: int | None = None):
   """Trains `cfg` in `workdir`, resuming from its latest checkpoint.
 
@@ -180,24 +215,37 @@ def train(cfg: ml_collections.ConfigDict, workdir: str, devices=None, stop_after
   schedule = lr_schedule(cfg.train)
   history, pending = [], []
   last_time = time.perf_counter()
-  for step in range(start, end):
-    state, metrics = train_step(state, next(batches))
-    pending.append(metrics)  # fetched only when logged, so dispatch runs ahead
-    done = step + 1
-    if done % cfg.train.log_every == 0 or done == end:
-      pending = jax.device_get(pending)
-      now = time.perf_counter()
-      logged = {k: float(np.mean([m[k] for m in pending])) for k in ("loss", "token_accuracy", "grad_norm")}
-      logged["tokens_per_second"] = sum(int(m["tokens"]) for m in pending) / (now - last_time)
-      logged["learning_rate"] = float(schedule(done))
-      history.append({"step": done, **logged})
-      writer.write(done, logged)
-      progress.update(done, logged["loss"], logged["tokens_per_second"])
-      pending, last_time = [], now
-    checkpoints.save(mngr, done, state, force=(done == end))
+  with Preemption() as preemption:
+    for step in range(start, end):
+      state, metrics = train_step(state, next(batches))
+      pending.append(metrics)  # fetched only when logged, so dispatch runs ahead
+      done = step + 1
+      preempted = preemption.agreed()
+      stop = done == end or preempted
+      if done % cfg.train.log_every == 0 or stop:
+        pending, last_time = _log(pending, last_time, done, schedule, history, writer, progress)
+      checkpoints.save(mngr, done, state, force=stop)
+      if preempted:
+        mngr.wait_until_finished()
+        print(f"\npreempted (SIGTERM): saved step {done} of {cfg.train.steps} in {workdir}; "
+              "run the same command to resume", flush=True)
+        break
   mngr.wait_until_finished()
   mngr.close()
   writer.close()
   progress.close()
   return state, history
+
+
+def _log(pending, last_time, done, schedule, history, writer, progress):
+  """Fetches the pending steps' metrics, averages them, writes them; returns the reset window."""
+  pending = jax.device_get(pending)
+  now = time.perf_counter()
+  logged = {k: float(np.mean([m[k] for m in pending])) for k in ("loss", "token_accuracy", "grad_norm")}
+  logged["tokens_per_second"] = sum(int(m["tokens"]) for m in pending) / (now - last_time)
+  logged["learning_rate"] = float(schedule(done))
+  history.append({"step": done, **logged})
+  writer.write(done, logged)
+  progress.update(done, logged["loss"], logged["tokens_per_second"])
+  return [], now
 
