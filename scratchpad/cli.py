@@ -81,12 +81,8 @@ def build_config(spec: str, overrides):
 def _restore_for_eval(cfg, workdir):
   """The graph and parameters of WORKDIR's latest checkpoint, for `cfg`'s model."""
   from scratchpad.train import checkpoints, trainer
-  if not os.path.isdir(os.path.join(workdir, "checkpoints")):
-    raise ValueError(f"{workdir} has no checkpoint to evaluate")
   setup = trainer.Setup(cfg)
-  mngr = checkpoints.manager(workdir)
-  state = checkpoints.restore(mngr, setup.abstract_state)
-  mngr.close()
+  state = checkpoints.restore_latest(workdir, setup.abstract_state)
   if state is None:
     raise ValueError(f"{workdir} has no checkpoint to evaluate")
   return setup.graphdef, state["params"], int(state["step"])
@@ -145,13 +141,9 @@ def pause_study(args, overrides) -> None:
   from scratchpad import config as config_lib
   from scratchpad import pause_study as study_lib
   path, _, arg = args.config.partition(":")
-  tokens = [t for t in arg.split(",") if t]
-  unknown = [t for t in tokens if t not in config_lib.SIZES and t not in ("text", "c4")]
-  if unknown:
-    raise UsageError(f"pause-study takes a size ({', '.join(config_lib.SIZES)}) and a corpus (text, c4) "
-                     f"after the config file, got {','.join(unknown)!r}")
-  size = next((t for t in tokens if t in config_lib.SIZES), "tiny")
-  corpus = "c4" if "c4" in tokens else "text"
+  variant = config_lib.parse_variant(arg, {"size": tuple(config_lib.SIZES), "corpus": ("text", "c4")},
+                                     {"size": "tiny", "corpus": "text"}, f"pause-study {path}")
+  size, corpus = variant["size"], variant["corpus"]
   steps = lambda n: [("train.steps", str(n))] if n else []
   pretraining = study_lib.pretraining_runs(path, corpus, size, args.workdir,
                                            overrides + steps(args.pretrain_steps))

@@ -17,6 +17,12 @@ CONFIG_FILE = "config.json"
 SHAPE_KEYS = ("num_layers", "d_model", "num_heads", "mlp_dim", "max_length", "position_encoding")
 
 
+# Pause tokens (Goyal et al. 2023): `pretrain_fraction` of each training sequence
+# inserted at random; `finetune` (M_ft) appended to each input in training,
+# `inference` (M_inf; -1: the same as M_ft) in evaluation; `prepend` puts them before it.
+PAUSE_DEFAULTS = dict(pretrain_fraction=0.0, finetune=0, inference=-1, prepend=False)
+
+
 # Model sizes shared by every experiment: name -> (layers, d_model, heads, mlp_dim).
 SIZES = {
     "tiny": (4, 128, 4, 512),     # 0.8M parameters
@@ -54,10 +60,7 @@ def base_config(task: str, size: str, variant: dict[str, str]) -> ml_collections
       steps=5000, batch_size=32, learning_rate=3e-3, warmup_steps=100, final_lr_fraction=0.1, weight_decay=0.01,
       grad_clip=1.0, b1=0.9, b2=0.98, log_every=25, checkpoint_every=500, keep_checkpoints=2,
       init_from=""))  # a pretraining run's workdir: start from its parameters, with a fresh optimizer
-  # Pause tokens (Goyal et al. 2023): `pretrain_fraction` of each training sequence
-  # inserted at random; `finetune` (M_ft) appended to each input in training,
-  # `inference` (M_inf; -1: the same as M_ft) in evaluation; `prepend` puts them before it.
-  cfg.pauses = ml_collections.ConfigDict(dict(pretrain_fraction=0.0, finetune=0, inference=-1, prepend=False))
+  cfg.pauses = ml_collections.ConfigDict(PAUSE_DEFAULTS)
   cfg.eval = ml_collections.ConfigDict(dict(splits=("test",), batch_size=500, max_examples=0))
   cfg.mesh = ml_collections.ConfigDict(dict(
       shape=(-1, 1, 1),  # (data, fsdp, tensor); -1 takes the remaining devices
@@ -133,8 +136,7 @@ def model_config(cfg: ml_collections.ConfigDict) -> ModelConfig:
 
 def _pauses(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """The config's pause settings (workdirs written before pauses existed have none)."""
-  return cfg.get("pauses") or ml_collections.ConfigDict(dict(pretrain_fraction=0.0, finetune=0, inference=-1,
-                                                             prepend=False))
+  return cfg.get("pauses") or ml_collections.ConfigDict(PAUSE_DEFAULTS)
 
 
 def train_task(cfg: ml_collections.ConfigDict) -> str:

@@ -21,6 +21,7 @@ import time
 
 from scratchpad import config as config_lib
 from scratchpad import report
+from scratchpad.evaluation import evaluator
 
 VARIANTS = ("StdPT_StdFT", "StdPT_PauseFT", "PausePT_StdFT", "PausePT_PauseFT")
 ABLATION_VARIANT = "PausePT_PauseFT"
@@ -77,24 +78,25 @@ def finetuning_runs(config_file: str, tasks, size: str, seeds: int, ablation_see
   return runs
 
 
-def _done(path: str) -> bool:
-  return os.path.exists(path)
+def _read_json(path: str):
+  with open(path) as f:
+    return json.load(f)
 
 
-def execute(run: Run) -> dict:
-  """Trains and evaluates `run` unless its results exist; returns {name: results}."""
-  from scratchpad.evaluation import evaluator
+def execute(run: Run):
+  """Trains and evaluates `run` unless its results exist; returns its config and {name: results}."""
   from scratchpad.train import trainer
   cfg = run.config()
   names = {"results": None, **{f"results_minf{m}": m for m in run.inference_pauses}}
-  if cfg.eval.splits and all(_done(os.path.join(run.workdir, f"{n}.json")) for n in names):
-    return {n: json.load(open(os.path.join(run.workdir, f"{n}.json"))) for n in names}
+  paths = {n: os.path.join(run.workdir, f"{n}.json") for n in names}
+  if cfg.eval.splits and all(map(os.path.exists, paths.values())):
+    return cfg, {n: _read_json(path) for n, path in paths.items()}
   state, _ = trainer.train(cfg, run.workdir)
   if not cfg.eval.splits:
-    return {}
+    return cfg, {}
   graphdef = trainer.Setup(cfg).graphdef
-  return {n: evaluator.evaluate(cfg, run.workdir, graphdef, state["params"], num_pauses=m, name=n)
-          for n, m in names.items()}
+  return cfg, {n: evaluator.evaluate(cfg, run.workdir, graphdef, state["params"], num_pauses=m, name=n)
+               for n, m in names.items()}
 
 
 def headline(cfg, results: dict) -> tuple[str, float]:
@@ -110,26 +112,20 @@ def run_study(pretraining: dict[str, Run], finetuning: list[Run], workdir: str, 
   t0 = time.perf_counter()
   all_runs = list(pretraining.values()) + finetuning
   records = []
+  study = {"records": records, "minutes": 0.0}
   for i, run in enumerate(all_runs, 1):
     log(f"== [{i}/{len(all_runs)}] {run.group} {run.task} seed {run.seed}: {run.workdir}")
-    outputs = execute(run)
+    cfg, outputs = execute(run)
     if not outputs:
       continue
-    cfg = run.config()
     for name, results in outputs.items():
       metric, value = headline(cfg, results)
       m_inf = int(name.removeprefix("results_minf")) if name != "results" else None
       records.append({"task": run.task, "group": run.group, "seed": run.seed, "m_inf": m_inf,
                       "metric": metric, "value": value, "workdir": run.workdir})
     study = {"records": records, "minutes": (time.perf_counter() - t0) / 60}
-    _write_json(os.path.join(workdir, STUDY_FILE), study)
+    evaluator.write_json(os.path.join(workdir, STUDY_FILE), study)
   return study
-
-
-def _write_json(path: str, obj) -> None:
-  with open(path + ".tmp", "w") as f:
-    json.dump(obj, f, indent=2)
-  os.replace(path + ".tmp", path)
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:

@@ -31,3 +31,14 @@ def restore(mngr: ocp.CheckpointManager, abstract_state, step: int | None = None
     raise ValueError(f"checkpoint {step} in {mngr.directory} does not match this model: "
                      f"{str(e).splitlines()[0]}") from e
   return restored["state"]
+
+
+def restore_latest(workdir: str, abstract_state):
+  """WORKDIR's latest complete state, or None; a workdir without checkpoints is left untouched."""
+  if not os.path.isdir(os.path.join(workdir, "checkpoints")):
+    return None
+  mngr = manager(workdir)
+  try:
+    return restore(mngr, abstract_state)
+  finally:
+    mngr.close()

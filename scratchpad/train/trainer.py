@@ -136,15 +136,10 @@ def pretrained_params(setup: Setup, workdir: str):
   share the optimizer's structure (only its schedule differs), so the whole
   state restores and everything but the parameters is dropped.
   """
-  if not os.path.isdir(os.path.join(workdir, "checkpoints")):
-    raise ValueError(f"train.init_from={workdir!r} has no checkpoints: train the pretraining run first")
-  mngr = checkpoints.manager(workdir)
-  step = mngr.latest_step()
-  state = checkpoints.restore(mngr, setup.abstract_state)
-  mngr.close()
+  state = checkpoints.restore_latest(workdir, setup.abstract_state)
   if state is None:
-    raise ValueError(f"train.init_from={workdir!r} has no complete checkpoint")
-  print(f"initialised from {workdir} step {step}")
+    raise ValueError(f"train.init_from={workdir!r} has no complete checkpoint: train the pretraining run first")
+  print(f"initialised from {workdir} step {int(state['step'])}")
   return state["params"]
 
 
