@@ -16,7 +16,8 @@ Commands:
             `pause-study --config=configs/pause.py:tiny --workdir=DIR`
 
 Every bad input ends in one line `error: ...` and exit status 2, before anything
-in the workdir is written.
+in the workdir is written. A run whose loss or gradient turns NaN or infinite stops
+with `error: training diverged at step N ...` and exit status 3, without saving.
 """
 
 from __future__ import annotations
@@ -54,6 +55,9 @@ def _parser() -> argparse.ArgumentParser:
   p.add_argument("--ablation_seeds", type=int, default=3, help="pause-study: seeds per ablation setting")
   p.add_argument("--pretrain_steps", type=int, default=0, help="pause-study: pretraining steps (0: config's)")
   p.add_argument("--finetune_steps", type=int, default=0, help="pause-study: fine-tuning steps (0: config's)")
+  p.add_argument("--fallback", action="store_true",
+                 help="train: if the latest checkpoint is damaged, move it to WORKDIR/damaged_checkpoints "
+                      "and resume from the step before it")
   p.add_argument("--distributed", action="store_true",
                  help="call jax.distributed.initialize() first (multi-host TPU/GPU)")
   return p
@@ -74,8 +78,12 @@ def split_overrides(argv: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
 
 
 def build_config(spec: str, overrides):
+  """The config of FILE.py[:ARGS] with the overrides, checked against this machine's devices."""
+  import jax
   from scratchpad import config as config_lib
-  return config_lib.apply_overrides(config_lib.load_config_file(spec), overrides)
+  cfg = config_lib.apply_overrides(config_lib.load_config_file(spec), overrides)
+  config_lib.validate(cfg, jax.device_count())
+  return cfg
 
 
 def _restore_for_eval(cfg, workdir):
@@ -95,7 +103,9 @@ def _workdir_config(args, overrides):
     cfg = build_config(args.config, overrides)
     config_lib.check_same_model(cfg, args.workdir)
     return cfg
-  return config_lib.apply_overrides(config_lib.load_config(args.workdir), overrides)
+  cfg = config_lib.apply_overrides(config_lib.load_config(args.workdir), overrides)
+  config_lib.validate(cfg)
+  return cfg
 
 
 def train_and_evaluate(cfg, workdir: str):
@@ -162,9 +172,26 @@ def pause_study(args, overrides) -> None:
   print("\n" + text)
 
 
+def _import_tensorflow_quietly() -> None:
+  """TensorFlow (under seqio) prints C++ start-up notes about missing CUDA to fd 2, past
+  TF_CPP_MIN_LOG_LEVEL: they are silenced so an error stays one line. TensorFlow only
+  feeds data here, so it is kept off the accelerators JAX uses."""
+  saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+  os.dup2(devnull, 2)
+  try:
+    import tensorflow as tf
+    tf.config.set_visible_devices([], "GPU")
+  finally:
+    os.dup2(saved, 2)
+    os.close(saved)
+    os.close(devnull)
+
+
 def run(argv: list[str]) -> None:
   rest, overrides = split_overrides(argv)
   args = _parser().parse_args(rest)
+  if args.command != "trace":
+    _import_tensorflow_quietly()
   if args.distributed:
     import jax
     jax.distributed.initialize()
@@ -194,7 +221,7 @@ def run(argv: list[str]) -> None:
 
   if args.command == "train":
     from scratchpad.train import trainer
-    trainer.train(build_config(args.config, overrides), args.workdir)
+    trainer.train(build_config(args.config, overrides), args.workdir, fallback=args.fallback)
   elif args.command == "compare":
     compare(args, overrides)
   elif args.command == "pause-study":
@@ -221,8 +248,13 @@ def main(argv=None) -> int:
   logging.set_verbosity(logging.ERROR)  # seqio's advice on caching is not for this scale
   try:
     run(sys.argv[1:] if argv is None else argv)
-  except (ValueError, KeyError, FileNotFoundError) as e:
+  except Exception as e:
+    # The trainer is imported only by commands that train (`trace` needs no JAX).
+    trainer = sys.modules.get("scratchpad.train.trainer")
+    diverged = trainer is not None and isinstance(e, trainer.Diverged)
+    if not (diverged or isinstance(e, (ValueError, KeyError, FileNotFoundError))):
+      raise
     message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     print(f"error: {message}", file=sys.stderr)
-    return 2
+    return 3 if diverged else 2
   return 0

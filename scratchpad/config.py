@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import json
+import math
 import os
 
 import ml_collections
@@ -62,11 +63,113 @@ def base_config(task: str, size: str, variant: dict[str, str]) -> ml_collections
       init_from=""))  # a pretraining run's workdir: start from its parameters, with a fresh optimizer
   cfg.pauses = ml_collections.ConfigDict(PAUSE_DEFAULTS)
   cfg.eval = ml_collections.ConfigDict(dict(splits=("test",), batch_size=500, max_examples=0))
+  cfg.pretrained = ""  # fine-tuning configs: the pretraining train.init_from must be (StdPT | PausePT)
   cfg.mesh = ml_collections.ConfigDict(dict(
       shape=(-1, 1, 1),  # (data, fsdp, tensor); -1 takes the remaining devices
       rules=(("batch", ("data", "fsdp")), ("embed", "fsdp"), ("vocab", "tensor"), ("heads", "tensor"),
              ("mlp", "tensor"), ("kv", None), ("norm", None), ("position", None))))
   return cfg
+
+
+# The allowed values of every key with a range: key -> (test, what is allowed).
+_POSITIVE = (lambda v: v > 0, "> 0")
+_NON_NEGATIVE = (lambda v: v >= 0, ">= 0")
+_FRACTION = (lambda v: 0 <= v < 1, "in [0, 1)")
+_one_of = lambda *names: (lambda v: v in names, "one of " + ", ".join(repr(n) for n in names))
+RANGES = {
+    "seed": _NON_NEGATIVE,
+    "model.num_layers": _POSITIVE, "model.d_model": _POSITIVE, "model.num_heads": _POSITIVE,
+    "model.mlp_dim": _POSITIVE, "model.max_length": _POSITIVE, "model.rope_max_wavelength": _POSITIVE,
+    "model.position_encoding": _one_of("rope", "learned"), "model.dtype": _one_of("float32", "bfloat16"),
+    "data.inputs_length": (lambda v: v >= 0, ">= 0 (0: the task's longest input)"),
+    "data.targets_length": (lambda v: v >= 0, ">= 0 (0: the task's longest target)"),
+    "train.steps": _POSITIVE, "train.batch_size": _POSITIVE, "train.learning_rate": _NON_NEGATIVE,
+    "train.warmup_steps": _NON_NEGATIVE, "train.final_lr_fraction": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    "train.weight_decay": _NON_NEGATIVE, "train.grad_clip": _POSITIVE, "train.b1": _FRACTION,
+    "train.b2": _FRACTION, "train.log_every": _POSITIVE, "train.checkpoint_every": _POSITIVE,
+    "train.keep_checkpoints": _POSITIVE,
+    "pauses.pretrain_fraction": _FRACTION, "pauses.finetune": _NON_NEGATIVE,
+    "pauses.inference": (lambda v: v >= -1, ">= -1 (-1: pauses.finetune)"),
+    "eval.batch_size": _POSITIVE, "eval.max_examples": (lambda v: v >= 0, ">= 0 (0: all)"),
+    "pretrained": _one_of("", "StdPT", "PausePT"),
+}
+
+
+def _type_name(value) -> str:
+  if isinstance(value, bool):
+    return "true or false"
+  return {int: "an integer", float: "a number", str: "a string"}.get(type(value), "a list")
+
+
+def _check_type(key: str, value, expected) -> None:
+  if isinstance(expected, bool):
+    ok = isinstance(value, bool)
+  elif isinstance(expected, float):
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+  elif isinstance(expected, (int, str)):
+    ok = type(value) is type(expected)
+  else:
+    ok = isinstance(value, (tuple, list))
+  if not ok:
+    raise ValueError(f"config key {key}={value!r} must be {_type_name(expected)}")
+
+
+def _leaves(cfg, prefix=""):
+  for name, value in cfg.items():
+    if isinstance(value, ml_collections.ConfigDict):
+      yield from _leaves(value, f"{prefix}{name}.")
+    else:
+      yield f"{prefix}{name}", value
+
+
+def validate(cfg: ml_collections.ConfigDict, num_devices: int | None = None) -> None:
+  """Rejects, in one line naming the key and what is allowed, any key the config
+  cannot have, any value of the wrong type or out of range, an unknown task or
+  split, and (given `num_devices`) a mesh or batch that does not fit the devices."""
+  schema = dict(_leaves(base_config("", "tiny", {})))
+  sections = sorted({k.split(".")[0] for k in schema})
+  for key, value in _leaves(cfg):
+    if key not in schema:
+      section = key.rsplit(".", 1)[0] if "." in key else ""
+      known = sorted(k.rsplit(".", 1)[-1] for k in schema if k.startswith(section + ".")) if section else sections
+      raise ValueError(f"unknown config key {key!r}; {section or 'config'} has: {', '.join(known)}")
+    _check_type(key, value, schema[key])
+    test, allowed = RANGES.get(key, (None, None))
+    if test and not test(value):
+      raise ValueError(f"config key {key}={value!r} is out of range: it must be {allowed}")
+  if cfg.model.d_model % cfg.model.num_heads:
+    raise ValueError(f"config key model.d_model={cfg.model.d_model} must be divisible by "
+                     f"model.num_heads={cfg.model.num_heads}")
+  if cfg.model.position_encoding == "rope" and cfg.model.d_model // cfg.model.num_heads % 2:
+    raise ValueError(f"config key model.d_model={cfg.model.d_model} must give an even head width "
+                     f"(d_model / num_heads = {cfg.model.d_model // cfg.model.num_heads}) for rope, "
+                     "which rotates pairs of features")
+  import seqio
+  from scratchpad.tasks import get_task_info
+  get_task_info(cfg.task)
+  splits = seqio.get_mixture_or_task(cfg.task).splits
+  for split in cfg.eval.splits:
+    if split not in splits:
+      raise ValueError(f"config key eval.splits has {split!r}, which task {cfg.task} lacks; "
+                       f"it has: {', '.join(splits)}")
+  if num_devices is not None:
+    _check_mesh(cfg, num_devices)
+
+
+def _check_mesh(cfg: ml_collections.ConfigDict, num_devices: int) -> None:
+  shape = tuple(cfg.mesh.shape)
+  allowed = (f"3 entries (data, fsdp, tensor), each > 0 or one -1 for the remaining devices, "
+             f"whose product is the {num_devices} devices")
+  if (len(shape) != 3 or not all(isinstance(n, int) and (n > 0 or n == -1) for n in shape)
+      or shape.count(-1) > 1):
+    raise ValueError(f"config key mesh.shape={shape} must have {allowed}")
+  known = math.prod(n for n in shape if n != -1)
+  if num_devices % known or (-1 not in shape and known != num_devices):
+    raise ValueError(f"config key mesh.shape={shape} does not fit the {num_devices} devices: it must have {allowed}")
+  data, fsdp, _ = (num_devices // known if n == -1 else n for n in shape)
+  if cfg.train.batch_size % (data * fsdp):
+    raise ValueError(f"config key train.batch_size={cfg.train.batch_size} must be a multiple of "
+                     f"{data * fsdp}, the mesh's data x fsdp devices that split each batch")
 
 
 def load_config_file(spec: str) -> ml_collections.ConfigDict:
@@ -79,7 +182,10 @@ def load_config_file(spec: str) -> ml_collections.ConfigDict:
   module_spec.loader.exec_module(module)
   if not hasattr(module, "get_config"):
     raise ValueError(f"config file {path!r} has no get_config()")
-  return module.get_config(arg or None)
+  try:
+    return module.get_config(arg or None)
+  except TypeError as e:  # ml_collections refuses a value of another type than the default's
+    raise ValueError(f"config file {path!r} sets a value of the wrong type: {e}") from None
 
 
 def _parse_value(text: str, old):
@@ -128,6 +234,15 @@ def task_vocabulary_of(cfg: ml_collections.ConfigDict):
 
 def padded_vocab_size(vocabulary=VOCABULARY, multiple: int = 8) -> int:
   return -(-vocabulary.vocab_size // multiple) * multiple
+
+
+def check_positions(cfg: ml_collections.ConfigDict) -> None:
+  """Learned positions stop at model.max_length: a packed row must not be longer."""
+  row = cfg.data.inputs_length + cfg.data.targets_length
+  if cfg.model.position_encoding == "learned" and row > cfg.model.max_length:
+    raise ValueError(f"config key model.max_length={cfg.model.max_length} is shorter than a row of "
+                     f"data.inputs_length + data.targets_length = {row} tokens: learned positions need "
+                     f"at least {row}")
 
 
 def model_config(cfg: ml_collections.ConfigDict) -> ModelConfig:
@@ -192,16 +307,17 @@ def check_same_model(cfg: ml_collections.ConfigDict, workdir: str, same_task: bo
 
 
 def check_init_from(cfg: ml_collections.ConfigDict) -> None:
-  """A fine-tuning config (`cfg.pretrained` names the pretraining it needs) must start
-  from a run of that pretraining: StdPT (no pauses) or PausePT."""
-  wanted = cfg.get("pretrained")
-  if not wanted:
-    return
-  init_from = cfg.train.init_from
-  if not init_from:
+  """`train.init_from` must be a training run's workdir; a fine-tuning config (`cfg.pretrained`
+  names the pretraining it needs) must start from a run of that pretraining: StdPT or PausePT."""
+  wanted, init_from = cfg.get("pretrained"), cfg.train.init_from
+  if wanted and not init_from:
     raise ValueError(f"variant {cfg.variant} fine-tunes a {wanted} model: set train.init_from to the "
                      f"workdir of a {wanted} run")
-  saved = load_config(init_from)
-  got = "PausePT" if _pauses(saved).pretrain_fraction else "StdPT"
-  if got != wanted:
+  if not init_from:
+    return
+  if not os.path.isfile(os.path.join(init_from, CONFIG_FILE)):
+    raise ValueError(f"config key train.init_from={init_from!r} must be the workdir of a training run, "
+                     f"and it has no {CONFIG_FILE}")
+  got = "PausePT" if _pauses(load_config(init_from)).pretrain_fraction else "StdPT"
+  if wanted and got != wanted:
     raise ValueError(f"train.init_from={init_from!r} is a {got} run but variant {cfg.variant} needs {wanted}")

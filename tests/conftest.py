@@ -41,3 +41,24 @@ def on_task(cfg, task: str):
 @pytest.fixture
 def make_config():
   return tiny_config
+
+
+# The fault-injection suite (`pytest -m faults`) records what each provoked fault
+# did and cost; the rows print as one table at the end of the run.
+FAULT_ROWS = []
+
+
+@pytest.fixture
+def fault_table():
+  def record(fault: str, what_the_stack_did: str, lost: str):
+    FAULT_ROWS.append((fault, what_the_stack_did, lost))
+  return record
+
+
+def pytest_terminal_summary(terminalreporter):
+  if FAULT_ROWS:
+    terminalreporter.write_sep("=", "faults injected")
+    terminalreporter.write_line("| fault injected | what the stack did | what was lost |")
+    terminalreporter.write_line("|---|---|---|")
+    for row in FAULT_ROWS:
+      terminalreporter.write_line("| " + " | ".join(row) + " |")

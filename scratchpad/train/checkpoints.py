@@ -2,40 +2,154 @@
 
 The data position is the step itself (the input pipeline is seeded and skips
 the batches already seen), so restoring the state restores the data too.
+
+What can go wrong with a checkpoint on disk, and what restoring does about it:
+- a save cut short by a crash leaves `N.orbax-checkpoint-tmp...`, which Orbax
+  never lists: the latest complete step is restored and the unfinished one named;
+- a checkpoint of a differently shaped model (or vocabulary) is refused with the
+  step and the parameters that differ;
+- a damaged checkpoint (truncated or corrupt files) is refused with its step; with
+  `fallback`, it is moved to WORKDIR/damaged_checkpoints/N (kept, not deleted) and
+  the previous step is tried.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import sys
 
+import jax
 import orbax.checkpoint as ocp
+
+DIRECTORY = "checkpoints"
+DAMAGED_DIRECTORY = "damaged_checkpoints"
+_UNFINISHED = re.compile(r"^(\d+)\.orbax-checkpoint-tmp")
+
+
+class CheckpointError(ValueError):
+  """A checkpoint that cannot be restored into this run's state."""
+
+
+class DamagedCheckpoint(CheckpointError):
+  """A checkpoint whose files cannot be read back."""
+
+  def __init__(self, step: int, message: str):
+    super().__init__(message)
+    self.step = step
 
 
 def manager(workdir: str, save_every: int = 1000, keep: int = 3) -> ocp.CheckpointManager:
   options = ocp.CheckpointManagerOptions(save_interval_steps=save_every, max_to_keep=keep, create=True)
-  return ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, "checkpoints")), options=options)
+  return ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, DIRECTORY)), options=options,
+                               item_names=("state",), item_handlers={"state": ocp.StandardCheckpointHandler()})
 
 
 def save(mngr: ocp.CheckpointManager, step: int, state, force: bool = False) -> bool:
   return mngr.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state)), force=force)
 
 
-def restore(mngr: ocp.CheckpointManager, abstract_state, step: int | None = None):
-  """The state at `step` (default: the latest), laid out as `abstract_state`'s shardings."""
-  step = mngr.latest_step() if step is None else step
-  if step is None:
-    return None
+def unfinished_steps(workdir: str) -> list[int]:
+  """Steps whose save never finished (the process died while writing them)."""
+  directory = os.path.join(workdir, DIRECTORY)
+  names = os.listdir(directory) if os.path.isdir(directory) else []
+  return sorted(int(m.group(1)) for m in map(_UNFINISHED.match, names) if m)
+
+
+def _shapes(tree) -> dict[str, tuple]:
+  """`params/blocks/0/mlp/...` -> (shape, dtype); lists and dicts alike (saved metadata keys are strings)."""
+  name = lambda key: str(getattr(key, "key", getattr(key, "idx", getattr(key, "name", key))))
+  return {"/".join(map(name, path)): (tuple(leaf.shape), str(leaf.dtype))
+          for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
+def differences(mngr: ocp.CheckpointManager, step: int, abstract_state) -> list[str]:
+  """How the parameters saved at `step` differ from `abstract_state`'s (empty: they match)."""
+  saved = _shapes({"params": mngr.item_metadata(step)["state"].tree["params"]})
+  wanted = _shapes({"params": abstract_state["params"]})
+  diffs = [f"{k} is {wanted[k][0]} {wanted[k][1]} here but {saved[k][0]} {saved[k][1]} in the checkpoint"
+           for k in wanted if k in saved and saved[k] != wanted[k]]
+  diffs += [f"{k} is not in the checkpoint" for k in wanted if k not in saved]
+  diffs += [f"the checkpoint has {k}, which this model lacks" for k in saved if k not in wanted]
+  return diffs
+
+
+def _first_line(error: Exception, limit: int = 300) -> str:
+  line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+  return line if len(line) <= limit else line[:limit] + "..."
+
+
+def _ignore_closed_loop_callbacks() -> None:
+  """When a restore fails, the reads still pending call back into Orbax's closed event loop,
+  and each prints a "RuntimeError: Event loop is closed" traceback: noise around the
+  one-line error, dropped here (and only that)."""
+  previous = sys.unraisablehook
+  if getattr(previous, "ignores_closed_loop", False):
+    return
+
+  def hook(unraisable):
+    if not (isinstance(unraisable.exc_value, RuntimeError) and str(unraisable.exc_value) == "Event loop is closed"):
+      previous(unraisable)
+
+  hook.ignores_closed_loop = True
+  sys.unraisablehook = hook
+
+
+def _restore_step(mngr: ocp.CheckpointManager, step: int, abstract_state):
+  where = f"checkpoint step {step} in {mngr.directory}"
+  _ignore_closed_loop_callbacks()
   try:
-    restored = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state)))
-  except (ValueError, KeyError) as e:
-    raise ValueError(f"checkpoint {step} in {mngr.directory} does not match this model: "
-                     f"{str(e).splitlines()[0]}") from e
-  return restored["state"]
+    diffs = differences(mngr, step, abstract_state)
+  except Exception as e:  # unreadable metadata: the checkpoint itself is damaged
+    raise DamagedCheckpoint(step, f"{where} is damaged: {_first_line(e)}") from e
+  if diffs:
+    shown = "; ".join(diffs[:3]) + (f"; and {len(diffs) - 3} more" if len(diffs) > 3 else "")
+    raise CheckpointError(f"{where} is from another model: {shown}")
+  try:
+    return mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state)))["state"]
+  except Exception as e:
+    raise DamagedCheckpoint(step, f"{where} is damaged: {_first_line(e)}") from e
+
+
+def _set_aside(mngr: ocp.CheckpointManager, step: int) -> str:
+  """Moves a damaged step out of the manager's sight, keeping its files."""
+  target_dir = os.path.join(os.path.dirname(str(mngr.directory)), DAMAGED_DIRECTORY)
+  os.makedirs(target_dir, exist_ok=True)
+  target = os.path.join(target_dir, str(step))
+  suffix = 1
+  while os.path.exists(target):
+    target, suffix = os.path.join(target_dir, f"{step}.{suffix}"), suffix + 1
+  if jax.process_index() == 0:
+    os.rename(os.path.join(str(mngr.directory), str(step)), target)
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils
+    multihost_utils.sync_global_devices(f"set aside checkpoint {step}")
+  mngr.reload()
+  return target
+
+
+def restore(mngr: ocp.CheckpointManager, abstract_state, step: int | None = None, fallback: bool = False):
+  """The state at `step` (default: the latest complete one), laid out as `abstract_state`'s shardings.
+
+  Raises CheckpointError for a checkpoint of another model, DamagedCheckpoint for
+  unreadable files; with `fallback`, a damaged step is set aside and the step
+  before it is tried, down to the first.
+  """
+  while True:
+    current = mngr.latest_step() if step is None else step
+    if current is None:
+      return None
+    try:
+      return _restore_step(mngr, current, abstract_state)
+    except DamagedCheckpoint as e:
+      if not fallback or step is not None:
+        raise
+      print(f"{e}; moved to {_set_aside(mngr, e.step)}, trying the step before it", flush=True)
 
 
 def restore_latest(workdir: str, abstract_state):
   """WORKDIR's latest complete state, or None; a workdir without checkpoints is left untouched."""
-  if not os.path.isdir(os.path.join(workdir, "checkpoints")):
+  if not os.path.isdir(os.path.join(workdir, DIRECTORY)):
     return None
   mngr = manager(workdir)
   try:

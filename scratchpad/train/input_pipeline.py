@@ -45,8 +45,9 @@ def resolve_lengths(task_info, data_cfg, split: str = "train") -> None:
     if length == 0:
       data_cfg[f"{feature}_length"] = longest[feature]
     elif longest[feature] > length:
-      raise ValueError(f"data.{feature}_length={length} is shorter than the longest {feature} of "
-                       f"task {task_info.name} split {split} ({longest[feature]} tokens)")
+      raise ValueError(f"config key data.{feature}_length={length} is shorter than the longest {feature} of "
+                       f"task {task_info.name} split {split}: it must be >= {longest[feature]}, "
+                       "or 0 for exactly that")
 
 
 def host_dataset(task: str, data_cfg, local_batch_size: int, seed: int, start_step: int = 0,

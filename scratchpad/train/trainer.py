@@ -176,21 +176,64 @@ class Preemption:
       signal.signal(signal.SIGTERM, self._previous)
 
 
-def train(cfg: ml_collections.ConfigDict, workdir: str, devices=None, stop_after: int | None = None):
-  """Trains `cfg` in `workdir`, resuming from its latest checkpoint.
+class Diverged(ArithmeticError):
+  """A non-finite loss or gradient: the run stops without saving the state it produced."""
+
+
+def check_finite(pending, last_good: int | None, checkpoint_dir: str) -> None:
+  """Raises Diverged at the first of the pending `(step, metrics)` with a NaN or infinite loss or gradient."""
+  for step, metrics in pending:
+    bad = {k: float(v) for k, v in jax.device_get(metrics).items()
+           if k in ("loss", "grad_norm") and not np.isfinite(v)}
+    if bad:
+      good = f"step {last_good} in {checkpoint_dir}" if last_good is not None else "none (no step was saved)"
+      raise Diverged(f"training diverged at step {step}: {', '.join(f'{k}={v}' for k, v in bad.items())}; "
+                     f"stopped without saving it; the last good checkpoint is {good}")
+
+
+def resume_state(setup: Setup, mngr, workdir: str, fallback: bool):
+  """WORKDIR's latest complete state, saying which and what was skipped; None for a new run."""
+  for step in checkpoints.unfinished_steps(workdir):
+    print(f"{workdir}: the checkpoint of step {step} was never finished (the run stopped while saving it); "
+          "ignoring it", flush=True)
+  try:
+    state = checkpoints.restore(mngr, setup.abstract_state, fallback=fallback)
+  except checkpoints.DamagedCheckpoint as e:
+    raise checkpoints.DamagedCheckpoint(e.step, f"{e}; rerun with --fallback to set it aside and resume "
+                                                "from the step before it") from e
+  if state is not None:
+    print(f"{workdir}: resuming from step {int(state['step'])}", flush=True)
+  return state
+
+
+def train(cfg: ml_collections.ConfigDict, workdir: str, devices=None, stop_after: int | None = None,
+          fallback: bool = False):
+  """Trains `cfg` in `workdir`, resuming from its latest complete checkpoint.
 
   Returns the final state and the list of logged metrics. `stop_after` ends the
   run early after that many steps of this call (tests use it to "kill" a run).
+  `fallback`: a damaged latest checkpoint is set aside and the one before it used.
+  Raises Diverged, without saving, on a non-finite loss or gradient.
   """
+  config_lib.validate(cfg, num_devices=len(devices) if devices is not None else jax.device_count())
   task = config_lib.train_task(cfg)
   config_lib.check_init_from(cfg)
   input_pipeline.resolve_lengths(get_task_info(task), cfg.data)
+  config_lib.check_positions(cfg)
   config_lib.check_same_model(cfg, workdir)
   if cfg.train.init_from:
     config_lib.check_same_model(cfg, cfg.train.init_from, same_task=False)
   setup = Setup(cfg, devices)
   mngr = checkpoints.manager(workdir, cfg.train.checkpoint_every, cfg.train.keep_checkpoints)
-  state = checkpoints.restore(mngr, setup.abstract_state)
+  try:
+    return _train(cfg, workdir, task, setup, mngr, stop_after, fallback)
+  finally:
+    mngr.wait_until_finished()
+    mngr.close()
+
+
+def _train(cfg, workdir, task, setup, mngr, stop_after, fallback):
+  state = resume_state(setup, mngr, workdir, fallback)
   if state is None:
     state = setup.init_state()
     if cfg.train.init_from:
@@ -199,7 +242,6 @@ def train(cfg: ml_collections.ConfigDict, workdir: str, devices=None, stop_after
   start = int(state["step"])
   if start >= cfg.train.steps:
     print(f"{workdir}: already trained to step {start} of {cfg.train.steps}")
-    mngr.close()
     return state, []
   train_step = setup.train_step_fn()
   batches = input_pipeline.global_batches(task, cfg.data, cfg.train.batch_size, cfg.seed,
@@ -208,27 +250,33 @@ def train(cfg: ml_collections.ConfigDict, workdir: str, devices=None, stop_after
   end = cfg.train.steps if stop_after is None else min(cfg.train.steps, start + stop_after)
   progress = Progress(start, cfg.train.steps, desc=f"train {task}")
   schedule = lr_schedule(cfg.train)
-  history, pending = [], []
+  history, pending, unchecked = [], [], []
+  last_good = mngr.latest_step()
   last_time = time.perf_counter()
-  with Preemption() as preemption:
-    for step in range(start, end):
-      state, metrics = train_step(state, next(batches))
-      pending.append(metrics)  # fetched only when logged, so dispatch runs ahead
-      done = step + 1
-      preempted = preemption.agreed()
-      stop = done == end or preempted
-      if done % cfg.train.log_every == 0 or stop:
-        pending, last_time = _log(pending, last_time, done, schedule, history, writer, progress)
-      checkpoints.save(mngr, done, state, force=stop)
-      if preempted:
-        mngr.wait_until_finished()
-        print(f"\npreempted (SIGTERM): saved step {done} of {cfg.train.steps} in {workdir}; "
-              "run the same command to resume", flush=True)
-        break
-  mngr.wait_until_finished()
-  mngr.close()
-  writer.close()
-  progress.close()
+  try:
+    with Preemption() as preemption:
+      for step in range(start, end):
+        state, metrics = train_step(state, next(batches))
+        done = step + 1
+        pending.append(metrics)  # fetched only when logged or saved, so dispatch runs ahead
+        unchecked.append((done, metrics))
+        preempted = preemption.agreed()
+        stop = done == end or preempted
+        if stop or done % cfg.train.log_every == 0 or mngr.should_save(done):
+          check_finite(unchecked, last_good, mngr.directory)  # never save or log past a NaN
+          unchecked = []
+        if done % cfg.train.log_every == 0 or stop:
+          pending, last_time = _log(pending, last_time, done, schedule, history, writer, progress)
+        if checkpoints.save(mngr, done, state, force=stop):
+          last_good = done
+        if preempted:
+          mngr.wait_until_finished()
+          print(f"\npreempted (SIGTERM): saved step {done} of {cfg.train.steps} in {workdir}; "
+                "run the same command to resume", flush=True)
+          break
+  finally:
+    writer.close()
+    progress.close()
   return state, history
 
 
