@@ -195,18 +195,32 @@ def test_damaged_checkpoint_is_named_and_fallback_resumes_from_the_step_before(
               "uninterrupted run's bit for bit")
 
 
-def test_checkpoint_of_another_model_is_refused_naming_what_differs(four_steps, tmp_path, capsys, fault_table):
+FOREIGN = {  # how the run differs from the checkpoint -> what the error must name
+    "d_model": "params/blocks/0/attention/q_DxHxK is (64, 2, 32) float32 here but (32, 2, 16) float32",
+    "vocabulary": "params/embed_VxD is (272, 32) float32 here but (264, 32) float32 in the checkpoint",
+}
+
+
+@pytest.mark.parametrize("differs", FOREIGN)
+def test_checkpoint_of_another_model_is_refused_naming_what_differs(
+    four_steps, differs, tmp_path, capsys, monkeypatch, fault_table):
   workdir = tmp_path / "run"
   shutil.copytree(four_steps[0], workdir)
   os.remove(workdir / "config.json")  # checkpoints copied in without their config
   before = snapshot(workdir)
-  assert cli.main(train_argv(workdir, "--config.train.steps=6", "--config.model.d_model=64")) == 2
+  overrides = ["--config.train.steps=6"]
+  if differs == "d_model":
+    overrides.append("--config.model.d_model=64")
+  else:  # a vocabulary with 8 more ids than the bytes
+    monkeypatch.setattr(config_lib, "padded_vocab_size", lambda vocabulary=None, multiple=8: 272)
+  assert cli.main(train_argv(workdir, *overrides)) == 2
   err = capsys.readouterr().err.strip().splitlines()
   assert len(err) == 1 and "checkpoint step 4" in err[0] and "from another model" in err[0], err
-  assert "params/blocks/0/attention/q_DxHxK is (64, 2, 32) float32 here but (32, 2, 16) float32" in err[0]
+  assert FOREIGN[differs] in err[0]
   assert snapshot(workdir) == before
-  fault_table("checkpoint of another model shape (d_model 32, run with 64; no config.json to compare)",
-              f"refused at restore, exit 2: `{err[0][:150]}...`", "nothing: the workdir is unchanged")
+  fault_table(f"checkpoint of another {'width (d_model 32, run with 64)' if differs == 'd_model' else 'vocabulary (264 ids, run with 272)'}, "
+              "no config.json beside it",
+              f"refused at restore, exit 2: `...{FOREIGN[differs][:80]}...`", "nothing: the workdir is unchanged")
 
 
 def test_diverging_run_stops_naming_the_step_and_never_saves_past_it(four_steps, tmp_path, capsys, fault_table):
