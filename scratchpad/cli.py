@@ -59,7 +59,11 @@ def _parser() -> argparse.ArgumentParser:
                  help="train: if the latest checkpoint is damaged, move it to WORKDIR/damaged_checkpoints "
                       "and resume from the step before it")
   p.add_argument("--distributed", action="store_true",
-                 help="call jax.distributed.initialize() first (multi-host TPU/GPU)")
+                 help="call jax.distributed.initialize() first (multi-host): on TPU, SLURM or MPI it finds "
+                      "its peers; elsewhere give the three flags below")
+  p.add_argument("--coordinator_address", help="--distributed: HOST:PORT of process 0")
+  p.add_argument("--num_processes", type=int, help="--distributed: how many processes take part")
+  p.add_argument("--process_id", type=int, help="--distributed: this process's index, 0 to num_processes-1")
   return p
 
 
@@ -194,7 +198,8 @@ def run(argv: list[str]) -> None:
     _import_tensorflow_quietly()
   if args.distributed:
     import jax
-    jax.distributed.initialize()
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU processes (tests, laptops)
+    jax.distributed.initialize(args.coordinator_address, args.num_processes, args.process_id)
   if args.command == "trace":
     from scratchpad.tasks import tracer  # the standard library alone: no TensorFlow
     if not args.program:

@@ -8,6 +8,7 @@ import json
 import math
 import os
 
+import jax
 import ml_collections
 
 from scratchpad.model.transformer import ModelConfig
@@ -275,7 +276,7 @@ def eval_task(cfg: ml_collections.ConfigDict, num_pauses: int | None = None) -> 
 def save_config(cfg: ml_collections.ConfigDict, workdir: str) -> None:
   """Writes WORKDIR/config.json once; a workdir keeps the config it was made with."""
   path = os.path.join(workdir, CONFIG_FILE)
-  if not os.path.exists(path):
+  if jax.process_index() == 0 and not os.path.exists(path):  # one writer on a shared disk
     os.makedirs(workdir, exist_ok=True)
     with open(path + ".tmp", "w") as f:
       f.write(cfg.to_json(indent=2))

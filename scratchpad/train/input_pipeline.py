@@ -51,12 +51,14 @@ def resolve_lengths(task_info, data_cfg, split: str = "train") -> None:
 
 
 def host_dataset(task: str, data_cfg, local_batch_size: int, seed: int, start_step: int = 0,
-                 split: str = "train"):
+                 split: str = "train", shard: tuple[int, int] | None = None):
+  """This process's batches: shard `(index, count)`, by default (process_index, process_count)."""
+  index, count = shard or (jax.process_index(), jax.process_count())
   ds = seqio.get_dataset(
       task, feature_lengths(data_cfg),
       seqio.DecoderFeatureConverter(pack=data_cfg.pack, loss_on_targets_only=True),
       dataset_split=split, shuffle=True, num_epochs=None, seed=seed,
-      shard_info=seqio.ShardInfo(jax.process_index(), jax.process_count()), verbose=False)
+      shard_info=seqio.ShardInfo(index, count), verbose=False)
   return ds.batch(local_batch_size, drop_remainder=True).skip(start_step).prefetch(2)
 
 
