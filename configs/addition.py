@@ -2,7 +2,7 @@
 
 Variants, as `--config=configs/addition.py:ARGS` with ARGS a comma list of:
   format   direct | scratchpad                 (default scratchpad)
-  size     tiny | small | base                 (default tiny)
+  size     nano | tiny | mini | small | medium | base | 130m | 1b  (default tiny; config.SIZES)
   recipe   laptop | paper                      (default laptop)
 
 `paper`: the paper's setup exactly: 1-8 digit operands (100k train, 10k test),

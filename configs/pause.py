@@ -9,7 +9,7 @@
            fine-tuning: addition | polynomial | digit_sum (small, direct answers; CPU) |
            gsm8k | squad | coqa | commonsense_qa | piqa | lambada | hellaswag |
            web_questions | natural_questions (the paper's nine; `_spm` tasks with c4)
-  size     tiny | small | base                        (default tiny)
+  size     nano | tiny | mini | small | medium | base | 130m | 1b  (default tiny; config.SIZES)
   vocab    byte | spm: the byte vocabulary (default) or the SentencePiece model at
            $SCRATCHPAD_SPM (`c4` implies it; fine-tuning a C4 model on the nine needs it)
 

@@ -2,7 +2,7 @@
 
 Variants, as `--config=configs/polynomial.py:ARGS` with ARGS a comma list of:
   format   direct | scratchpad                 (default scratchpad)
-  size     tiny | small | base                 (default tiny)
+  size     nano | tiny | mini | small | medium | base | 130m | 1b  (default tiny; config.SIZES)
 
 The data is the paper's: `polynomial_{direct,scratchpad}`, 10,000 train and
 2,000 test polynomials of at most 3 terms, degree <= 3, coefficients in

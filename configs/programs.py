@@ -2,7 +2,7 @@
 
 Variants, as `--config=configs/programs.py:ARGS` with ARGS a comma list of:
   format   direct | scratchpad                         (default scratchpad)
-  size     tiny | small | base                         (default tiny)
+  size     nano | tiny | mini | small | medium | base | 130m | 1b  (default tiny; config.SIZES)
   data     laptop | paper | single_line | mbpp         (default laptop)
 
 `paper`: the paper's synthetic programs (while loops, ifs, integer arithmetic),

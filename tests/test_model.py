@@ -22,6 +22,29 @@ def forward(graphdef, params, tokens, positions=None, segments=None):
   return nnx.merge(graphdef, params)(tokens, positions, segments)[0]
 
 
+@pytest.mark.parametrize("size", ["nano", "tiny", "mini", "small", "medium", "base", "130m", "1b"])
+@pytest.mark.parametrize("vocab_size, position_encoding", [(264, "rope"), (32008, "learned")])
+def test_every_size_preset_has_the_parameters_the_formula_counts(size, vocab_size, position_encoding):
+  from scratchpad import config as config_lib
+  layers, d_model, heads, mlp = config_lib.SIZES[size]
+  cfg = transformer.ModelConfig(vocab_size=vocab_size, num_layers=layers, d_model=d_model, num_heads=heads,
+                                mlp_dim=mlp, max_length=1024, position_encoding=position_encoding)
+  abstract = nnx.eval_shape(lambda: transformer.Transformer(cfg, nnx.Rngs(0)))  # no memory, even at 1B
+  counted = sum(int(np.prod(p.shape)) for p in jax.tree.leaves(nnx.split(abstract, nnx.Param)[1]))
+  assert counted == transformer.param_count(cfg)
+
+
+def test_size_presets_span_the_papers_scales():
+  from scratchpad import config as config_lib
+  count = lambda size, vocab: transformer.param_count(transformer.ModelConfig(
+      vocab, *config_lib.SIZES[size]))
+  assert 0.8e6 < count("tiny", 264) < 1e6  # the CPU budget's 0.8M model
+  assert 125e6 < count("130m", 32008) < 140e6  # Goyal et al.'s 130M, with a 32k vocabulary
+  assert 0.95e9 < count("1b", 32008) < 1.1e9  # and their 1B
+  sizes = [count(size, 264) for size in config_lib.SIZES]
+  assert sizes == sorted(sizes)
+
+
 def test_every_parameter_has_logical_axes():
   _, _, state = make("learned")
   for path, var in nnx.to_flat_state(state):

@@ -45,6 +45,15 @@ class ModelConfig:
       raise ValueError(f"unknown dtype {self.dtype!r}: use 'float32' or 'bfloat16'")
 
 
+def param_count(cfg: ModelConfig) -> int:
+  """Parameters of `Transformer(cfg)`, from its architecture: untied embedding and output,
+  per layer q, k, v, out (D x D each), the MLP (D x F twice) and two norms, a final norm."""
+  d = cfg.d_model
+  per_layer = 4 * d * d + 2 * d * cfg.mlp_dim + 2 * d
+  positions = cfg.max_length * d if cfg.position_encoding == "learned" else 0
+  return 2 * cfg.vocab_size * d + cfg.num_layers * per_layer + d + positions
+
+
 class KVCache(NamedTuple):
   """Keys and values of each layer for S positions, and their segment ids.
 
