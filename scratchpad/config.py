@@ -5,14 +5,15 @@ from __future__ import annotations
 import ast
 import importlib.util
 import json
-import math
 import os
 
 import jax
 import ml_collections
+import seqio
 
-from scratchpad.model.transformer import ModelConfig
-from scratchpad.tasks import VOCABULARY
+from scratchpad.model import transformer
+from scratchpad.tasks import VOCABULARY, get_task_info
+from scratchpad.train import sharding
 
 CONFIG_FILE = "config.json"
 # The config fields that fix the shapes of the parameters in a checkpoint.
@@ -90,7 +91,7 @@ RANGES = {
     "seed": _NON_NEGATIVE,
     "model.num_layers": _POSITIVE, "model.d_model": _POSITIVE, "model.num_heads": _POSITIVE,
     "model.mlp_dim": _POSITIVE, "model.max_length": _POSITIVE, "model.rope_max_wavelength": _POSITIVE,
-    "model.position_encoding": _one_of("rope", "learned"), "model.dtype": _one_of("float32", "bfloat16"),
+    "model.position_encoding": _one_of(*transformer.POSITION_ENCODINGS), "model.dtype": _one_of(*transformer.DTYPES),
     "data.inputs_length": (lambda v: v >= 0, ">= 0 (0: the task's longest input)"),
     "data.targets_length": (lambda v: v >= 0, ">= 0 (0: the task's longest target)"),
     "train.steps": _POSITIVE, "train.batch_size": _POSITIVE, "train.learning_rate": _NON_NEGATIVE,
@@ -154,8 +155,6 @@ def validate(cfg: ml_collections.ConfigDict, num_devices: int | None = None) -> 
     raise ValueError(f"config key model.d_model={cfg.model.d_model} must give an even head width "
                      f"(d_model / num_heads = {cfg.model.d_model // cfg.model.num_heads}) for rope, "
                      "which rotates pairs of features")
-  import seqio
-  from scratchpad.tasks import get_task_info
   get_task_info(cfg.task)
   splits = seqio.get_mixture_or_task(cfg.task).splits
   for split in cfg.eval.splits:
@@ -167,16 +166,10 @@ def validate(cfg: ml_collections.ConfigDict, num_devices: int | None = None) -> 
 
 
 def _check_mesh(cfg: ml_collections.ConfigDict, num_devices: int) -> None:
-  shape = tuple(cfg.mesh.shape)
-  allowed = (f"3 entries (data, fsdp, tensor), each > 0 or one -1 for the remaining devices, "
-             f"whose product is the {num_devices} devices")
-  if (len(shape) != 3 or not all(isinstance(n, int) and (n > 0 or n == -1) for n in shape)
-      or shape.count(-1) > 1):
-    raise ValueError(f"config key mesh.shape={shape} must have {allowed}")
-  known = math.prod(n for n in shape if n != -1)
-  if num_devices % known or (-1 not in shape and known != num_devices):
-    raise ValueError(f"config key mesh.shape={shape} does not fit the {num_devices} devices: it must have {allowed}")
-  data, fsdp, _ = (num_devices // known if n == -1 else n for n in shape)
+  try:
+    data, fsdp, _ = sharding.mesh_shape(cfg.mesh.shape, num_devices)
+  except ValueError as e:
+    raise ValueError(f"config key mesh.shape={tuple(cfg.mesh.shape)} {e}") from None
   if cfg.train.batch_size % (data * fsdp):
     raise ValueError(f"config key train.batch_size={cfg.train.batch_size} must be a multiple of "
                      f"{data * fsdp}, the mesh's data x fsdp devices that split each batch")
@@ -255,8 +248,8 @@ def check_positions(cfg: ml_collections.ConfigDict) -> None:
                      f"at least {row}")
 
 
-def model_config(cfg: ml_collections.ConfigDict) -> ModelConfig:
-  return ModelConfig(vocab_size=padded_vocab_size(task_vocabulary_of(cfg)), **cfg.model.to_dict())
+def model_config(cfg: ml_collections.ConfigDict) -> transformer.ModelConfig:
+  return transformer.ModelConfig(vocab_size=padded_vocab_size(task_vocabulary_of(cfg)), **cfg.model.to_dict())
 
 
 def _pauses(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:

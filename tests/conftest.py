@@ -43,6 +43,29 @@ def make_config():
   return tiny_config
 
 
+# `python -m scratchpad train` at test size: configs/addition.py:direct, 2 layers of width 32.
+TRAIN_CONFIG = f"--config={ROOT / 'configs' / 'addition.py'}:direct"
+TRAIN_TINY = ["--config.model.num_layers=2", "--config.model.d_model=32", "--config.model.num_heads=2",
+              "--config.model.mlp_dim=64", "--config.train.batch_size=8", "--config.train.warmup_steps=2",
+              "--config.train.log_every=1"]
+
+
+def train_cli_config(*overrides: str):
+  """The config `python -m scratchpad train TRAIN_CONFIG *TRAIN_TINY *overrides` trains."""
+  from scratchpad import cli
+  return cli.build_config(TRAIN_CONFIG.split("=", 1)[1], cli.split_overrides([*TRAIN_TINY, *overrides])[1])
+
+
+def snapshot(path) -> dict[str, bytes]:
+  """Every file under `path` with its bytes: to show that nothing was written."""
+  out = {}
+  for root, _, files in os.walk(path):
+    for name in files:
+      with open(os.path.join(root, name), "rb") as f:
+        out[os.path.join(root, name)] = f.read()
+  return out
+
+
 # The fault-injection suite (`pytest -m faults`) records what each provoked fault
 # did and cost; the rows print as one table at the end of the run.
 FAULT_ROWS = []

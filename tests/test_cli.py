@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, snapshot
 from scratchpad import cli
 
 CONFIG = f"--config={ROOT / 'configs' / 'addition.py'}:scratchpad,tiny"
@@ -15,16 +15,6 @@ TINY = ["--config.model.num_layers=2", "--config.model.d_model=32",
         "--config.model.num_heads=2", "--config.model.mlp_dim=64", "--config.train.batch_size=8",
         "--config.train.steps=4", "--config.train.log_every=2", "--config.eval.max_examples=16",
         "--config.eval.batch_size=16"]
-
-
-def snapshot(path):
-  """Every file under `path` with its bytes: to show that nothing was written."""
-  out = {}
-  for root, _, files in os.walk(path):
-    for name in files:
-      with open(os.path.join(root, name), "rb") as f:
-        out[os.path.join(root, name)] = f.read()
-  return out
 
 
 @pytest.fixture(scope="module")

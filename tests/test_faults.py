@@ -18,35 +18,15 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, TRAIN_CONFIG, TRAIN_TINY, snapshot, train_cli_config
 from scratchpad import cli
 from scratchpad import config as config_lib
 from scratchpad.train import checkpoints, input_pipeline, trainer
 
 pytestmark = pytest.mark.faults
 
-CONFIG = f"--config={ROOT / 'configs' / 'addition.py'}:direct"
-TINY = ["--config.model.num_layers=2", "--config.model.d_model=32", "--config.model.num_heads=2",
-        "--config.model.mlp_dim=64", "--config.train.batch_size=8", "--config.train.warmup_steps=2",
-        "--config.train.log_every=1"]
-
-
-def cli_config(*overrides: str):
-  """The config `python -m scratchpad train CONFIG *TINY *overrides` trains."""
-  return cli.build_config(CONFIG.split("=", 1)[1], cli.split_overrides([*TINY, *overrides])[1])
-
-
 def train_argv(workdir, *overrides: str) -> list[str]:
-  return ["train", CONFIG, *TINY, *overrides, f"--workdir={workdir}"]
-
-
-def snapshot(path) -> dict[str, bytes]:
-  out = {}
-  for root, _, files in os.walk(path):
-    for name in files:
-      with open(os.path.join(root, name), "rb") as f:
-        out[os.path.join(root, name)] = f.read()
-  return out
+  return ["train", TRAIN_CONFIG, *TRAIN_TINY, *overrides, f"--workdir={workdir}"]
 
 
 def saved_params(workdir, cfg):
@@ -80,7 +60,7 @@ def test_sigterm_saves_and_the_rerun_ends_where_an_uninterrupted_run_does(tmp_pa
   rerun = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)
   assert rerun.returncode == 0 and f"resuming from step {saved}" in rerun.stdout, rerun.stdout + rerun.stderr
 
-  cfg = cli_config(*overrides)
+  cfg = train_cli_config(*overrides)
   uninterrupted, _ = trainer.train(cfg, str(tmp_path / "uninterrupted"))
   step, resumed = saved_params(tmp_path / "preempted", cfg)
   assert step == steps
@@ -127,7 +107,7 @@ def test_sigkill_while_saving_leaves_the_previous_checkpoint_and_the_rerun_says_
   assert rerun.returncode == 0, rerun.stderr
   assert "the checkpoint of step 6 was never finished" in rerun.stdout
   assert "resuming from step 4" in rerun.stdout
-  cfg = cli_config(*overrides)
+  cfg = train_cli_config(*overrides)
   uninterrupted, _ = trainer.train(cfg, str(tmp_path / "uninterrupted"))
   step, resumed = saved_params(workdir, cfg)
   assert step == 8
@@ -144,7 +124,7 @@ def four_steps(tmp_path_factory):
   root = tmp_path_factory.mktemp("four_steps")
   assert cli.main(train_argv(root / "run", "--config.train.steps=4", "--config.train.checkpoint_every=2")) == 0
   assert cli.main(train_argv(root / "six", "--config.train.steps=6", "--config.train.checkpoint_every=2")) == 0
-  return root / "run", saved_params(root / "six", cli_config("--config.train.steps=6"))[1]
+  return root / "run", saved_params(root / "six", train_cli_config("--config.train.steps=6"))[1]
 
 
 def _truncate_data(step_dir):
@@ -185,7 +165,7 @@ def test_damaged_checkpoint_is_named_and_fallback_resumes_from_the_step_before(
   moved = {p.replace(damaged, kept): b for p, b in before.items() if p.startswith(damaged + os.sep)}
   after = snapshot(workdir)
   assert moved and all(after.get(p) == b for p, b in moved.items())  # every damaged file kept as it was
-  step, params = saved_params(workdir, cli_config("--config.train.steps=6"))
+  step, params = saved_params(workdir, train_cli_config("--config.train.steps=6"))
   assert step == 6
   assert_same_params(params, four_steps[1])
   fault_table(f"checkpoint step 4 {'data files truncated' if damage == 'truncated' else 'metadata scrambled'}",
@@ -218,8 +198,8 @@ def test_checkpoint_of_another_model_is_refused_naming_what_differs(
   assert len(err) == 1 and "checkpoint step 4" in err[0] and "from another model" in err[0], err
   assert FOREIGN[differs] in err[0]
   assert snapshot(workdir) == before
-  fault_table(f"checkpoint of another {'width (d_model 32, run with 64)' if differs == 'd_model' else 'vocabulary (264 ids, run with 272)'}, "
-              "no config.json beside it",
+  what = "width (d_model 32, run with 64)" if differs == "d_model" else "vocabulary (264 ids, run with 272)"
+  fault_table(f"checkpoint of another {what}, no config.json beside it",
               f"refused at restore, exit 2: `...{FOREIGN[differs][:80]}...`", "nothing: the workdir is unchanged")
 
 
@@ -284,12 +264,12 @@ def test_bad_input_is_one_line_naming_the_key_before_any_compilation_or_write(
     arg, expected, tmp_path, capsys, monkeypatch, fault_table):
   if arg.startswith("bad_file:"):
     path = tmp_path / "bad_config.py"
-    path.write_text(BAD_CONFIG_FILE.format(base=CONFIG.split("=", 1)[1]))
-    argv = ["train", f"--config={path}:{arg.split(':')[1]}", *TINY]
+    path.write_text(BAD_CONFIG_FILE.format(base=TRAIN_CONFIG.split("=", 1)[1]))
+    argv = ["train", f"--config={path}:{arg.split(':')[1]}", *TRAIN_TINY]
   elif arg.startswith("--config="):
     argv = ["train", arg]
   else:
-    argv = ["train", CONFIG, *TINY, arg]
+    argv = ["train", TRAIN_CONFIG, *TRAIN_TINY, arg]
   compiled = []
   jit = jax.jit
   monkeypatch.setattr(jax, "jit", lambda *a, **k: compiled.append(a) or jit(*a, **k))
@@ -303,7 +283,7 @@ def test_bad_input_is_one_line_naming_the_key_before_any_compilation_or_write(
 
 
 def test_same_config_and_seed_give_the_same_data_order_and_losses(tmp_path, fault_table):
-  cfg = cli_config("--config.train.steps=6", "--config.train.checkpoint_every=6")
+  cfg = train_cli_config("--config.train.steps=6", "--config.train.checkpoint_every=6")
   input_pipeline.resolve_lengths(trainer.get_task_info(cfg.task), cfg.data)
 
   def first_batches(seed):

@@ -16,14 +16,9 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import ROOT
-from scratchpad import cli
+from conftest import ROOT, TRAIN_CONFIG, TRAIN_TINY, train_cli_config
 from scratchpad.train import checkpoints, input_pipeline, trainer
 
-CONFIG = f"--config={ROOT / 'configs' / 'addition.py'}:direct"
-TINY = ["--config.model.num_layers=2", "--config.model.d_model=32", "--config.model.num_heads=2",
-        "--config.model.mlp_dim=64", "--config.train.batch_size=8", "--config.train.warmup_steps=2",
-        "--config.train.log_every=1"]
 
 
 def free_port() -> int:
@@ -37,9 +32,9 @@ def start_processes(workdir, *overrides: str, num_processes: int = 2) -> list[su
   env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={8 // num_processes}"}
   port = free_port()
   return [subprocess.Popen(
-      [sys.executable, "-m", "scratchpad", "train", CONFIG, *TINY, *overrides, f"--workdir={workdir}",
-       "--distributed", f"--coordinator_address=localhost:{port}", f"--num_processes={num_processes}",
-       f"--process_id={i}"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+      [sys.executable, "-m", "scratchpad", "train", TRAIN_CONFIG, *TRAIN_TINY, *overrides,
+       f"--workdir={workdir}", "--distributed", f"--coordinator_address=localhost:{port}",
+       f"--num_processes={num_processes}", f"--process_id={i}"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
       for i in range(num_processes)]
 
 
@@ -58,7 +53,7 @@ def test_two_processes_train_like_one_on_the_same_global_batch_and_one_restores_
   logged = [json.loads(line) for line in (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()]
 
   # One process, the same 8-device mesh, fed the global batch the two built: shard 0's rows, then shard 1's.
-  cfg = cli.build_config(CONFIG.split("=", 1)[1], cli.split_overrides([*TINY, *overrides])[1])
+  cfg = train_cli_config(*overrides)
   input_pipeline.resolve_lengths(trainer.get_task_info(cfg.task), cfg.data)
   shards = [input_pipeline.host_dataset(cfg.task, cfg.data, 4, cfg.seed, shard=(i, 2)).as_numpy_iterator()
             for i in range(2)]

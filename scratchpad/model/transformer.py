@@ -20,6 +20,10 @@ import jax.numpy as jnp
 from flax import nnx
 
 
+POSITION_ENCODINGS = ("rope", "learned")
+DTYPES = ("float32", "bfloat16")  # compute dtypes
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
   vocab_size: int
@@ -39,9 +43,9 @@ class ModelConfig:
   def __post_init__(self):
     if self.d_model % self.num_heads:
       raise ValueError(f"d_model {self.d_model} is not divisible by num_heads {self.num_heads}")
-    if self.position_encoding not in ("rope", "learned"):
+    if self.position_encoding not in POSITION_ENCODINGS:
       raise ValueError(f"unknown position_encoding {self.position_encoding!r}: use 'rope' or 'learned'")
-    if self.dtype not in ("float32", "bfloat16"):
+    if self.dtype not in DTYPES:
       raise ValueError(f"unknown dtype {self.dtype!r}: use 'float32' or 'bfloat16'")
 
 

@@ -19,18 +19,31 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 MESH_AXES = ("data", "fsdp", "tensor")
 
 
+def mesh_shape(shape: Sequence[int], num_devices: int) -> tuple[int, ...]:
+  """`shape` with its -1 entry (at most one) resolved to the remaining devices.
+
+  Raises ValueError, with what a shape must be, if it does not fit `num_devices`.
+  """
+  shape = tuple(shape)
+  allowed = (f"{len(MESH_AXES)} entries ({', '.join(MESH_AXES)}), each > 0 or one -1 for the remaining devices, "
+             f"whose product is the {num_devices} devices")
+  if (len(shape) != len(MESH_AXES) or shape.count(-1) > 1
+      or not all(isinstance(n, int) and (n > 0 or n == -1) for n in shape)):
+    raise ValueError(f"must have {allowed}")
+  known = math.prod(n for n in shape if n != -1)
+  if num_devices % known or (-1 not in shape and known != num_devices):
+    raise ValueError(f"does not fit the {num_devices} devices: it must have {allowed}")
+  return tuple(num_devices // known if n == -1 else n for n in shape)
+
+
 def make_mesh(shape: Sequence[int], devices=None) -> Mesh:
   """A (data, fsdp, tensor) mesh; one -1 entry takes the remaining devices."""
   devices = np.asarray(jax.devices() if devices is None else devices)
-  shape = list(shape)
-  if len(shape) != len(MESH_AXES):
-    raise ValueError(f"mesh shape {tuple(shape)} must have {len(MESH_AXES)} entries {MESH_AXES}")
-  if shape.count(-1) == 1:
-    rest = math.prod(s for s in shape if s != -1)
-    shape[shape.index(-1)] = devices.size // rest
-  if math.prod(shape) != devices.size:
-    raise ValueError(f"mesh shape {tuple(shape)} does not use the {devices.size} devices there are")
-  return Mesh(devices.reshape(shape), MESH_AXES)
+  try:
+    resolved = mesh_shape(shape, devices.size)
+  except ValueError as e:
+    raise ValueError(f"mesh shape {tuple(shape)} {e}") from None
+  return Mesh(devices.reshape(resolved), MESH_AXES)
 
 
 def logical_to_mesh_spec(logical_axes, rules, mesh: Mesh, shape) -> PartitionSpec:

@@ -182,8 +182,8 @@ class Diverged(ArithmeticError):
 
 def check_finite(pending, last_good: int | None, checkpoint_dir: str) -> None:
   """Raises Diverged at the first of the pending `(step, metrics)` with a NaN or infinite loss or gradient."""
-  for step, metrics in pending:
-    bad = {k: float(v) for k, v in jax.device_get(metrics).items()
+  for step, metrics in jax.device_get(pending):
+    bad = {k: float(v) for k, v in metrics.items()
            if k in ("loss", "grad_norm") and not np.isfinite(v)}
     if bad:
       good = f"step {last_good} in {checkpoint_dir}" if last_good is not None else "none (no step was saved)"
@@ -250,7 +250,7 @@ def _train(cfg, workdir, task, setup, mngr, stop_after, fallback):
   end = cfg.train.steps if stop_after is None else min(cfg.train.steps, start + stop_after)
   progress = Progress(start, cfg.train.steps, desc=f"train {task}")
   schedule = lr_schedule(cfg.train)
-  history, pending, unchecked = [], [], []
+  history, pending = [], []  # pending: (step, metrics) since the last log
   last_good = mngr.latest_step()
   last_time = time.perf_counter()
   try:
@@ -258,13 +258,11 @@ def _train(cfg, workdir, task, setup, mngr, stop_after, fallback):
       for step in range(start, end):
         state, metrics = train_step(state, next(batches))
         done = step + 1
-        pending.append(metrics)  # fetched only when logged or saved, so dispatch runs ahead
-        unchecked.append((done, metrics))
+        pending.append((done, metrics))  # fetched only when logged or saved, so dispatch runs ahead
         preempted = preemption.agreed()
         stop = done == end or preempted
         if stop or done % cfg.train.log_every == 0 or mngr.should_save(done):
-          check_finite(unchecked, last_good, mngr.directory)  # never save or log past a NaN
-          unchecked = []
+          check_finite(pending, last_good, mngr.directory)  # never save or log past a NaN
         if done % cfg.train.log_every == 0 or stop:
           pending, last_time = _log(pending, last_time, done, schedule, history, writer, progress)
         if checkpoints.save(mngr, done, state, force=stop):
@@ -282,7 +280,7 @@ def _train(cfg, workdir, task, setup, mngr, stop_after, fallback):
 
 def _log(pending, last_time, done, schedule, history, writer, progress):
   """Fetches the pending steps' metrics, averages them, writes them; returns the reset window."""
-  pending = jax.device_get(pending)
+  pending = jax.device_get([metrics for _, metrics in pending])
   now = time.perf_counter()
   logged = {k: float(np.mean([m[k] for m in pending])) for k in ("loss", "token_accuracy", "grad_norm")}
   logged["tokens_per_second"] = sum(int(m["tokens"]) for m in pending) / (now - last_time)
