@@ -26,8 +26,8 @@ from scratchpad import config as config_lib
 from scratchpad.tasks import downstream
 from scratchpad.tasks.registry import PAUSE_STUDY_TASKS as SMALL_TASKS
 
-PRETRAINING = ("StdPT", "PausePT")
-FINETUNING = ("StdPT_StdFT", "StdPT_PauseFT", "PausePT_StdFT", "PausePT_PauseFT")
+PRETRAINING = config_lib.PAUSE_PRETRAINING
+FINETUNING = config_lib.PAUSE_VARIANTS
 CORPORA = {"text": "pretrain_text", "c4": "c4_std"}
 DOWNSTREAM = downstream.DOWNSTREAM_TASKS
 PAUSE_FRACTION = 0.1  # the paper: pauses at 10% of the sequence length

@@ -9,6 +9,14 @@ Commands:
   trace     print the execution trace of a Python program: `trace FILE.py`
   data      build a task's splits and print their sizes, longest examples and
             what was dropped: `data --task=programs_scratchpad`
+  sweep     run a sweep file's runs (sizes x variants x seeds x tasks) one after the
+            other in WORKDIR/NAME, skipping finished ones, then write the report;
+            `--commands` prints each run's own command line instead (pods, clusters),
+            `--only=NAME,...` runs some of them
+  report    gather the results.json files under WORKDIR (a sweep, a pause study)
+            into WORKDIR/report.md with tables and PNG plots
+  sizes     the model size presets: parameters, and with --compile the memory
+            of a compiled training step on this machine
   pause-study
             the pause-token study: pretrain a standard and a pause model, fine-tune
             the four variants on --tasks with --seeds seeds each, run the ablations,
@@ -42,7 +50,8 @@ class _Parser(argparse.ArgumentParser):
 def _parser() -> argparse.ArgumentParser:
   p = _Parser(prog="python -m scratchpad", description=__doc__.split("\n\n")[0],
               formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
-  p.add_argument("command", choices=("train", "evaluate", "predict", "compare", "trace", "data", "pause-study"))
+  p.add_argument("command", choices=("train", "evaluate", "predict", "compare", "trace", "data", "sweep",
+                                     "report", "sizes", "pause-study"))
   p.add_argument("program", nargs="?", help="trace: the Python file to trace")
   p.add_argument("--config", help="FILE.py[:ARGS], e.g. configs/addition.py:scratchpad,tiny")
   p.add_argument("--workdir", help="where checkpoints, metrics and results live")
@@ -55,6 +64,9 @@ def _parser() -> argparse.ArgumentParser:
   p.add_argument("--ablation_seeds", type=int, default=3, help="pause-study: seeds per ablation setting")
   p.add_argument("--pretrain_steps", type=int, default=0, help="pause-study: pretraining steps (0: config's)")
   p.add_argument("--finetune_steps", type=int, default=0, help="pause-study: fine-tuning steps (0: config's)")
+  p.add_argument("--commands", action="store_true", help="sweep: print each run's own command line, run nothing")
+  p.add_argument("--only", default="", help="sweep: the runs to run, by name (comma list)")
+  p.add_argument("--compile", action="store_true", help="sizes: also compile each preset's training step")
   p.add_argument("--fallback", action="store_true",
                  help="train: if the latest checkpoint is damaged, move it to WORKDIR/damaged_checkpoints "
                       "and resume from the step before it")
@@ -149,11 +161,31 @@ def compare(args, overrides) -> None:
   print("\n" + summary)
 
 
+def sweep(args, overrides) -> None:
+  """A sweep file's runs: run one after the other (then the report), or printed as commands."""
+  from scratchpad import report
+  from scratchpad import sweep as sweep_lib
+  runs = sweep_lib.runs(sweep_lib.load_sweep(args.config), args.workdir, overrides)
+  if args.only:
+    names = {run.name: run for run in runs}
+    wanted = [n for n in args.only.split(",") if n]
+    unknown = [n for n in wanted if n not in names]
+    if unknown:
+      raise ValueError(f"--only names run {unknown[0]!r}, which the sweep lacks; it has: {', '.join(names)}")
+    runs = [names[n] for n in wanted]
+  if args.commands:
+    print("\n".join(sweep_lib.command(args.config, args.workdir, run, overrides) for run in runs))
+    return
+  sweep_lib.run_all(runs)
+  print("\n" + report.write_report(args.workdir))
+
+
 def pause_study(args, overrides) -> None:
   """Plans every run of the study, checks each config, then runs what is not done yet."""
   import jax
   from scratchpad import config as config_lib
   from scratchpad import pause_study as study_lib
+  from scratchpad import report
   path, _, arg = args.config.partition(":")
   variant = config_lib.parse_variant(arg, {"size": tuple(config_lib.SIZES), "corpus": ("text", "c4")},
                                      {"size": "tiny", "corpus": "text"}, f"pause-study {path}")
@@ -170,7 +202,7 @@ def pause_study(args, overrides) -> None:
   jax.config.update("jax_compilation_cache_dir", os.path.join(os.path.abspath(args.workdir), "jax_cache"))
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
   study = study_lib.run_study(pretraining, finetuning, args.workdir)
-  text = study_lib.tables(study)
+  text = report.pause_tables(study["records"], study["minutes"])
   with open(os.path.join(args.workdir, "study.md"), "w") as f:
     f.write(text + "\n")
   print("\n" + text)
@@ -215,11 +247,15 @@ def run(argv: list[str]) -> None:
     from scratchpad import report
     print(report.task_summary(args.task))
     return
+  if args.command == "sizes":
+    from scratchpad import report
+    print(report.sizes_table(compile_step=args.compile))
+    return
   if args.program:
     raise UsageError(f"unexpected argument {args.program!r}")
   if not args.workdir:
     raise UsageError(f"{args.command} needs --workdir=DIR")
-  if args.command in ("train", "compare", "pause-study") and not args.config:
+  if args.command in ("train", "compare", "sweep", "pause-study") and not args.config:
     raise UsageError(f"{args.command} needs --config=FILE.py[:ARGS]")
   if args.command == "predict" and args.input is None:
     raise UsageError("predict needs --input='...'")
@@ -229,6 +265,11 @@ def run(argv: list[str]) -> None:
     trainer.train(build_config(args.config, overrides), args.workdir, fallback=args.fallback)
   elif args.command == "compare":
     compare(args, overrides)
+  elif args.command == "sweep":
+    sweep(args, overrides)
+  elif args.command == "report":
+    from scratchpad import report
+    print(report.write_report(args.workdir))
   elif args.command == "pause-study":
     pause_study(args, overrides)
   elif args.command == "evaluate":

@@ -24,6 +24,9 @@ SHAPE_KEYS = ("num_layers", "d_model", "num_heads", "mlp_dim", "max_length", "po
 # inserted at random; `finetune` (M_ft) appended to each input in training,
 # `inference` (M_inf; -1: the same as M_ft) in evaluation; `prepend` puts them before it.
 PAUSE_DEFAULTS = dict(pretrain_fraction=0.0, finetune=0, inference=-1, prepend=False)
+# The paper's pretraining runs and its four fine-tuning variants (pretraining_finetuning).
+PAUSE_PRETRAINING = ("StdPT", "PausePT")
+PAUSE_VARIANTS = ("StdPT_StdFT", "StdPT_PauseFT", "PausePT_StdFT", "PausePT_PauseFT")
 
 
 # Model sizes shared by every experiment: name -> (layers, d_model, heads, mlp_dim).
@@ -175,20 +178,25 @@ def _check_mesh(cfg: ml_collections.ConfigDict, num_devices: int) -> None:
                      f"{data * fsdp}, the mesh's data x fsdp devices that split each batch")
 
 
-def load_config_file(spec: str) -> ml_collections.ConfigDict:
-  """Loads `path/to/config.py:ARGS` by calling the file's `get_config(ARGS)`."""
+def call_file(spec: str, function: str, what: str = "config file"):
+  """Calls `function(ARGS)` of the Python file of `path/to/file.py:ARGS`."""
   path, _, arg = spec.partition(":")
   if not os.path.isfile(path):
-    raise ValueError(f"config file {path!r} does not exist")
-  module_spec = importlib.util.spec_from_file_location("scratchpad_user_config", path)
+    raise ValueError(f"{what} {path!r} does not exist")
+  module_spec = importlib.util.spec_from_file_location("scratchpad_user_file", path)
   module = importlib.util.module_from_spec(module_spec)
   module_spec.loader.exec_module(module)
-  if not hasattr(module, "get_config"):
-    raise ValueError(f"config file {path!r} has no get_config()")
+  if not hasattr(module, function):
+    raise ValueError(f"{what} {path!r} has no {function}()")
+  return getattr(module, function)(arg or None)
+
+
+def load_config_file(spec: str) -> ml_collections.ConfigDict:
+  """Loads `path/to/config.py:ARGS` by calling the file's `get_config(ARGS)`."""
   try:
-    return module.get_config(arg or None)
+    return call_file(spec, "get_config")
   except TypeError as e:  # ml_collections refuses a value of another type than the default's
-    raise ValueError(f"config file {path!r} sets a value of the wrong type: {e}") from None
+    raise ValueError(f"config file {spec.partition(':')[0]!r} sets a value of the wrong type: {e}") from None
 
 
 def _parse_value(text: str, old):

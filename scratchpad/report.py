@@ -1,7 +1,20 @@
-"""Results as tables: `{split: {metric: value}}` per run, rendered for people."""
+"""Results for people: tables of `{split: {metric: value}}` per run, and the reports of
+sweeps and pause studies (Markdown with PNG plots shaped like the papers' figures)."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import os
+import statistics
+
+from scratchpad import config as config_lib
+from scratchpad.model import transformer
+
+REPORT_FILE = "report.md"
+SCALING_PLOT = "accuracy_vs_params.png"
+PAUSE_PLOT = "pause_variants.png"
+ABLATION_VARIANT = "PausePT_PauseFT"  # the pause paper's ablations vary this variant
 # Metrics shown in tables, in this order, when some run has them (all in %).
 METRICS = ("answer_accuracy", "sequence_accuracy", "trace_line_accuracy")
 
@@ -47,3 +60,251 @@ def task_summary(task_name: str) -> str:
     rows.append([split, str(n), str(longest["inputs"]), str(longest["targets"]), str(built) if built else "-"])
   return f"{task_name}: {info.description}\n\n" + markdown_table(
       ["split", "examples", "longest input", "longest target", "build"], rows)
+
+
+def step_memory_bytes(compiled) -> int:
+  """What a compiled step holds at once: its arguments, its outputs not aliased to
+  (donated) arguments, and its temporaries."""
+  m = compiled.memory_analysis()
+  return m.argument_size_in_bytes + m.output_size_in_bytes - m.alias_size_in_bytes + m.temp_size_in_bytes
+
+
+def sizes_table(compile_step: bool = False, batch_size: int = 8, length: int = 256) -> str:
+  """The size presets: shapes and parameters (byte and 32k vocabularies); with `compile_step`,
+  each preset's training step (AdamW, float32, `batch_size` rows of `length`) compiled for one
+  device of this machine, with the memory it needs against the machine's."""
+  import time
+  import jax
+  from scratchpad.train import trainer
+  physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+  header = ["size", "layers", "d_model", "heads", "mlp", "parameters (bytes)", "parameters (32k vocab)"]
+  if compile_step:
+    header += [f"step memory (batch {batch_size} x {length})", "compile s", f"fits {physical / 2**30:.0f} GiB"]
+  rows = []
+  for name, (layers, d_model, heads, mlp) in config_lib.SIZES.items():
+    cfg = config_lib.base_config("pretrain_text", name, {})
+    model_cfg = config_lib.model_config(cfg)
+    row = [name, str(layers), str(d_model), str(heads), str(mlp), f"{transformer.param_count(model_cfg):,}",
+           f"{transformer.param_count(dataclasses.replace(model_cfg, vocab_size=32_000)):,}"]
+    if compile_step:
+      t0 = time.perf_counter()
+      compiled = trainer.Setup(cfg, jax.devices()[:1]).compile_train_step(batch_size, length)
+      need = step_memory_bytes(compiled)
+      row += [f"{need / 2**30:.2f} GiB", f"{time.perf_counter() - t0:.0f}", "yes" if need < physical else "no"]
+    rows.append(row)
+  return markdown_table(header, rows)
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+  return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def cell(values: list[float]) -> str:
+  """`mean ± std (n=N)` over seeds."""
+  if not values:
+    return "-"
+  mean, std = mean_std(values)
+  return f"{mean:.1f} ± {std:.1f} (n={len(values)})"
+
+
+# --- The pause study: mean ± std over seeds per variant and task, and the ablations.
+
+def _values(records, task, group, m_inf=None) -> list[float]:
+  return [r["value"] for r in records if r["task"] == task and r["group"] == group and r["m_inf"] == m_inf]
+
+
+def pause_gap(records, task) -> str:
+  """PausePT_PauseFT's mean minus StdPT_StdFT's, and whether it exceeds the seed spread."""
+  pause, std = _values(records, task, "PausePT_PauseFT"), _values(records, task, "StdPT_StdFT")
+  if not pause or not std:
+    return "-"
+  (m1, s1), (m0, s0) = mean_std(pause), mean_std(std)
+  spread = max(s1, s0)
+  verdict = "beyond the seed spread" if abs(m1 - m0) > spread else "within the seed spread"
+  return f"{m1 - m0:+.1f} ({verdict})"
+
+
+def pause_tables(records: list[dict], minutes: float | None = None, m_ft: int = 10) -> str:
+  """The study as the paper reports it: mean ± std per variant and task, then the ablations.
+
+  `records`: {task, group (a variant or an ablation's setting), seed, m_inf (None: M_ft),
+  metric, value}, one per evaluation, as in a study's study.json.
+  """
+  variants = config_lib.PAUSE_VARIANTS
+  tasks = list(dict.fromkeys(r["task"] for r in records))
+  metric = {r["task"]: r["metric"] for r in records}
+  main = markdown_table(
+      ["task (metric %)"] + list(variants) + ["PausePT_PauseFT - StdPT_StdFT"],
+      [[f"{t} ({metric[t]})"] + [cell(_values(records, t, v)) for v in variants] + [pause_gap(records, t)]
+       for t in tasks])
+  m_ft_groups = sorted({r["group"] for r in records if r["group"].startswith("M_ft=")},
+                       key=lambda g: int(g.split("=")[1]))
+  ft = markdown_table(
+      ["task", "M_ft=0 (PausePT_StdFT)", f"M_ft={m_ft} (PausePT_PauseFT)"] + m_ft_groups,
+      [[t, cell(_values(records, t, "PausePT_StdFT")), cell(_values(records, t, ABLATION_VARIANT))]
+       + [cell(_values(records, t, g)) for g in m_ft_groups] for t in tasks])
+  m_infs = sorted({r["m_inf"] for r in records if r["m_inf"] is not None} | {m_ft})
+  inf = markdown_table(
+      ["task"] + [f"M_inf={m}" for m in m_infs],
+      [[t] + [cell(_values(records, t, ABLATION_VARIANT, None if m == m_ft else m)) for m in m_infs]
+       for t in tasks])
+  where = markdown_table(
+      ["task", f"appended (M={m_ft})", f"prepended (M={m_ft})"],
+      [[t, cell(_values(records, t, ABLATION_VARIANT)), cell(_values(records, t, "prepend"))] for t in tasks])
+  took = f", {minutes:.1f} min" if minutes is not None else ""
+  return "\n\n".join([
+      f"Pause-token study: {len(records)} evaluations{took}\n\n{main}",
+      f"Ablation: pauses in fine-tuning (PausePT; M_inf = M_ft)\n\n{ft}",
+      f"Ablation: pauses at inference (PausePT_PauseFT, M_ft={m_ft})\n\n{inf}",
+      f"Ablation: where the pauses go (PausePT_PauseFT)\n\n{where}"])
+
+
+# --- Reports of a directory of runs (a sweep, a pause study).
+
+def gather(workdir: str) -> list[dict]:
+  """One record per evaluation and split of every run under WORKDIR (a directory with
+  config.json and results*.json): the run's labels (run.json, written by sweeps and the
+  pause study; else its task, variant and seed), parameters, headline metric and value."""
+  from scratchpad.tasks import get_task_info
+  records = []
+  for root, dirs, files in os.walk(workdir):
+    dirs[:] = sorted(d for d in dirs if d not in ("checkpoints", "damaged_checkpoints", "predictions", "tensorboard"))
+    results_files = sorted(f for f in files if f.startswith("results") and f.endswith(".json"))
+    if config_lib.CONFIG_FILE not in files or not results_files:
+      continue
+    cfg = config_lib.load_config(root)
+    labels = {"task": cfg.task, "variant": cfg.variant, "seed": str(cfg.seed)}
+    if "run.json" in files:
+      labels = _read_json(os.path.join(root, "run.json"))["labels"]
+    params = transformer.param_count(config_lib.model_config(cfg))
+    metric = get_task_info(cfg.task).headline_metric
+    for name in results_files:
+      suffix = name[len("results"):-len(".json")]
+      m_inf = int(suffix.removeprefix("_minf")) if suffix.startswith("_minf") else None
+      for split, metrics in _read_json(os.path.join(root, name)).items():
+        records.append({"labels": labels, "run": os.path.relpath(root, workdir), "params": params,
+                        "split": split, "m_inf": m_inf, "metric": metric, "value": metrics.get(metric),
+                        "metrics": metrics})
+  return records
+
+
+def _read_json(path: str):
+  with open(path) as f:
+    return json.load(f)
+
+
+def _pyplot():
+  import matplotlib
+  matplotlib.use("Agg")  # files only: no display on pods and CI
+  import matplotlib.pyplot as plt
+  return plt
+
+
+def scaling_table(records: list[dict]) -> str:
+  """Accuracy against model size: a row per size, a column per format and split, mean ± std
+  over seeds (the scratchpad paper's figure 3 as a table)."""
+  sizes = sorted({(r["params"], r["labels"]["size"]) for r in records})
+  columns = list(dict.fromkeys((r["labels"]["format"], r["split"]) for r in records))
+  metric = records[0]["metric"]
+  value = lambda size, fmt, split: [r["value"] for r in records if r["labels"]["size"] == size
+                                    and (r["labels"]["format"], r["split"]) == (fmt, split)]
+  return markdown_table(
+      ["size", "parameters"] + [f"{fmt} {split} ({metric} %)" for fmt, split in columns],
+      [[size, f"{params / 1e6:.2f}M"] + [cell(value(size, fmt, split)) for fmt, split in columns]
+       for params, size in sizes])
+
+
+def plot_scaling(facets: dict[str, list[dict]], path: str) -> None:
+  """Accuracy against parameters (log scale): a line per format and split (solid: in
+  distribution, dashed: the others), error bars over seeds; a panel per facet (task ...)."""
+  plt = _pyplot()
+  fig, axes = plt.subplots(1, len(facets), figsize=(5.5 * len(facets), 4), squeeze=False)
+  for ax, (title, records) in zip(axes[0], facets.items()):
+    splits = list(dict.fromkeys(r["split"] for r in records))
+    formats = list(dict.fromkeys(r["labels"]["format"] for r in records))
+    for i, fmt in enumerate(formats):
+      for split in splits:
+        by_params = {}
+        for r in records:
+          if r["labels"]["format"] == fmt and r["split"] == split:
+            by_params.setdefault(r["params"], []).append(r["value"])
+        xs = sorted(by_params)
+        stats = [mean_std(by_params[x]) for x in xs]
+        ax.errorbar(xs, [m for m, _ in stats], yerr=[s for _, s in stats], marker="o", capsize=3,
+                    color=f"C{i}", linestyle="-" if split == splits[0] else "--", label=f"{fmt} ({split})")
+    ax.set_xscale("log")
+    ax.set_ylim(-3, 103)
+    ax.set_xlabel("parameters")
+    ax.set_ylabel(f"{records[0]['metric']} %")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
+def plot_pause_variants(records: list[dict], path: str) -> None:
+  """The pause study's main result as bars: per task, a bar per variant, mean ± std over seeds."""
+  plt = _pyplot()
+  variants = config_lib.PAUSE_VARIANTS
+  tasks = list(dict.fromkeys(r["task"] for r in records))
+  fig, ax = plt.subplots(figsize=(max(5.0, 2.2 * len(tasks)), 4))
+  width = 0.8 / len(variants)
+  for i, variant in enumerate(variants):
+    stats = [mean_std(_values(records, t, variant) or [0.0]) for t in tasks]
+    ax.bar([t + (i - (len(variants) - 1) / 2) * width for t in range(len(tasks))], [m for m, _ in stats],
+           width, yerr=[s for _, s in stats], capsize=3, label=variant, color=f"C{i}")
+  ax.set_xticks(range(len(tasks)), tasks)
+  ax.set_ylabel(f"{records[0]['metric']} % (mean ± std over seeds)")
+  ax.legend(fontsize="small")
+  ax.grid(axis="y", alpha=0.3)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
+def _study_record(r: dict) -> dict:
+  labels = r["labels"]
+  return {"task": labels["task"], "group": labels["group"], "seed": int(labels["seed"]), "m_inf": r["m_inf"],
+          "metric": r["metric"], "value": r["value"]}
+
+
+def write_report(workdir: str) -> str:
+  """Gathers the runs under WORKDIR into WORKDIR/report.md with its PNG plots; returns the text.
+
+  Runs labelled by size and format (a scaling sweep) give accuracy against parameters;
+  runs labelled by pause variant (the pause study) give bars per task and variant and the
+  ablation tables; every run is listed at the end.
+  """
+  records = gather(workdir)
+  if not records:
+    raise ValueError(f"{workdir} holds no finished run (a directory with config.json and results.json)")
+  sections = []
+  scaling = [r for r in records if {"size", "format"} <= set(r["labels"]) and r["value"] is not None]
+  if scaling:
+    facets = {}
+    for r in scaling:
+      rest = ", ".join(f"{k}={v}" for k, v in r["labels"].items() if k not in ("size", "format", "seed"))
+      facets.setdefault(rest or "accuracy against parameters", []).append(r)
+    plot_scaling(facets, os.path.join(workdir, SCALING_PLOT))
+    tables = "\n\n".join(f"{title}\n\n{scaling_table(rs)}" for title, rs in facets.items())
+    sections.append(f"## Accuracy against parameters\n\n{tables}\n\n![accuracy against parameters]({SCALING_PLOT})")
+  pause = [_study_record(r) for r in records if "group" in r["labels"]]
+  if pause:
+    plot_pause_variants(pause, os.path.join(workdir, PAUSE_PLOT))
+    sections.append(f"## Pause tokens\n\n{pause_tables(pause)}\n\n![pause variants]({PAUSE_PLOT})")
+  by_run = {}
+  for r in records:
+    name = r["run"] + ("" if r["m_inf"] is None else f" (M_inf={r['m_inf']})")
+    by_run.setdefault(name, {})[r["split"]] = r["metrics"]
+  sections.append(f"## Every run\n\n{results_table(by_run)}")
+  text = f"# Report: {workdir}\n\n" + "\n\n".join(sections) + "\n"
+  _write_text(os.path.join(workdir, REPORT_FILE), text)
+  return text
+
+
+def _write_text(path: str, text: str) -> None:
+  with open(path + ".tmp", "w") as f:
+    f.write(text)
+  os.replace(path + ".tmp", path)

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from conftest import ROOT
 from scratchpad import config as config_lib
-from scratchpad import pause_study
+from scratchpad import pause_study, report
 from scratchpad.tasks import get_task_info, pauses, registry
 from scratchpad.tasks.vocabulary import EOS_ID, PAUSE_ID
 from scratchpad.train import input_pipeline
@@ -167,7 +167,7 @@ def test_study_tables_report_mean_std_and_the_gap():
              for s, v in enumerate(values)]
   records.append({"task": "t", "group": "PausePT_PauseFT", "seed": 0, "m_inf": 0, "metric": "answer_accuracy",
                   "value": 3.0})
-  text = pause_study.tables({"records": records, "minutes": 1.0})
+  text = report.pause_tables(records, minutes=1.0)
   assert "11.0 ± 1.4 (n=2)" in text and "21.0 ± 1.4 (n=2)" in text
   assert "+10.0 (beyond the seed spread)" in text
   assert "| t    | 3.0 ± 0.0 (n=1) | 21.0 ± 1.4 (n=2) |" in text, "M_inf=0 beside M_inf=M_ft"

@@ -95,6 +95,16 @@ class Setup:
     return jax.jit(train_step, in_shardings=(self.state_shardings, batch_shardings),
                    out_shardings=(self.state_shardings, rep), donate_argnums=0)
 
+  def abstract_batch(self, batch_size: int, length: int) -> dict[str, jax.ShapeDtypeStruct]:
+    """The shapes of a global batch of packed rows, as the input pipeline gives them."""
+    return {k: jax.ShapeDtypeStruct((batch_size, length), jnp.int32, sharding=self.batch_sharding)
+            for k in input_pipeline.MODEL_FEATURES}
+
+  def compile_train_step(self, batch_size: int, length: int):
+    """The train step compiled for batches of `batch_size` rows of `length`, without
+    allocating the state: its `memory_analysis()` says what a step needs."""
+    return self.train_step_fn().lower(self.abstract_state, self.abstract_batch(batch_size, length)).compile()
+
 
 def weighted_loss(logits_BxLxV, targets_BxL, weights_BxL):
   """Mean cross-entropy over positions with weight (targets only), and token accuracy."""
