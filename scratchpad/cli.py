@@ -255,6 +255,10 @@ def run(argv: list[str]) -> None:
     raise UsageError(f"unexpected argument {args.program!r}")
   if not args.workdir:
     raise UsageError(f"{args.command} needs --workdir=DIR")
+  if "://" in args.workdir:
+    raise ValueError(f"--workdir={args.workdir} is a URL, but workdirs are written through the file system: "
+                     "mount the bucket (gcsfuse; launch/tpu_pod.sh does with BUCKET=...) and give its path, "
+                     "e.g. /gcs/BUCKET/runs/NAME")
   if args.command in ("train", "compare", "sweep", "pause-study") and not args.config:
     raise UsageError(f"{args.command} needs --config=FILE.py[:ARGS]")
   if args.command == "predict" and args.input is None:

@@ -59,11 +59,18 @@ def test_evaluate_writes_results_and_prints_a_table(trained, capsys):
     (["compare", CONFIG, "--config.task=addition_multiply"], "unknown task 'addition_multiply'"),
     (["evaluate"], "has no config.json: it is not the workdir of a training run"),
     (["compare", CONFIG, "--formats=direct,chain_of_thought"], "unknown variant 'chain_of_thought'"),
+    (["sweep", "--config=configs/sweeps/nowhere.py"], "sweep file 'configs/sweeps/nowhere.py' does not exist"),
+    (["sweep", f"--config={ROOT / 'configs' / 'sweeps' / 'addition_sizes.py'}:huge"], "unknown sweep variant 'huge'"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(argv, expected, capsys, tmp_path):
   workdir = tmp_path / "new"
   assert expected in error_of(capsys, argv + [f"--workdir={workdir}"])
   assert not workdir.exists()
+
+
+def test_a_bucket_url_as_workdir_is_refused_with_the_way_to_mount_it(capsys):
+  message = error_of(capsys, ["train", CONFIG, "--workdir=gs://bucket/runs/sp"])
+  assert "is a URL, but workdirs are written through the file system" in message and "gcsfuse" in message
 
 
 def test_checkpoint_from_another_model_shape_is_refused(trained, capsys):
