@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, TRAIN_CONFIG, TRAIN_TINY, train_cli_config
+from scratchpad.evaluation import evaluator
 from scratchpad.train import checkpoints, input_pipeline, trainer
 
 
@@ -27,12 +28,14 @@ def free_port() -> int:
     return s.getsockname()[1]
 
 
-def start_processes(workdir, *overrides: str, num_processes: int = 2) -> list[subprocess.Popen]:
-  """`python -m scratchpad train --distributed` as `num_processes` processes of 8/num_processes devices."""
+def start_processes(workdir, *overrides: str, num_processes: int = 2, command: str = "train") -> list[subprocess.Popen]:
+  """`python -m scratchpad train --distributed` (or `command`: `evaluate`) as `num_processes`
+  processes of 8/num_processes devices."""
   env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={8 // num_processes}"}
   port = free_port()
+  config = [TRAIN_CONFIG, *TRAIN_TINY] if command == "train" else []
   return [subprocess.Popen(
-      [sys.executable, "-m", "scratchpad", "train", TRAIN_CONFIG, *TRAIN_TINY, *overrides,
+      [sys.executable, "-m", "scratchpad", command, *config, *overrides,
        f"--workdir={workdir}", "--distributed", f"--coordinator_address=localhost:{port}",
        f"--num_processes={num_processes}", f"--process_id={i}"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
       for i in range(num_processes)]
@@ -45,7 +48,7 @@ def finish(processes, timeout=300) -> list[str]:
   return outs
 
 
-def test_two_processes_train_like_one_on_the_same_global_batch_and_one_restores_their_checkpoint(tmp_path):
+def test_two_processes_train_and_evaluate_like_one_and_one_restores_their_checkpoint(tmp_path):
   overrides = ["--config.train.steps=6", "--config.train.checkpoint_every=3"]
   t0 = time.perf_counter()
   finish(start_processes(tmp_path / "two", *overrides))
@@ -70,6 +73,14 @@ def test_two_processes_train_like_one_on_the_same_global_batch_and_one_restores_
   assert int(restored["step"]) == 6
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7),
                jax.device_get(restored["params"]), jax.device_get(state["params"]))
+
+  # The two processes evaluate their checkpoint together; one process decodes the same text.
+  finish(start_processes(tmp_path / "two", "--config.eval.max_examples=16", command="evaluate"))
+  two = {split: (tmp_path / "two" / "predictions" / f"{split}.jsonl").read_text() for split in ("test", "ood")}
+  cfg.eval.max_examples = 16
+  evaluator.evaluate(cfg, str(tmp_path / "one"), setup.graphdef, restored["params"])
+  for split, text in two.items():
+    assert text.count("\n") == 16 and text == (tmp_path / "one" / "predictions" / f"{split}.jsonl").read_text()
 
 
 @pytest.mark.faults

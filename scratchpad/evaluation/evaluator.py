@@ -10,6 +10,7 @@ import json
 import os
 import time
 
+import jax
 import numpy as np
 import seqio
 
@@ -118,15 +119,19 @@ def evaluate(cfg, workdir: str, graphdef, params, num_pauses: int | None = None,
   task = config_lib.eval_task(cfg, num_pauses)
   max_new_tokens = cfg.data.targets_length if get_task_info(task).max_lengths is None else 0
   results = {}
-  os.makedirs(os.path.join(workdir, "predictions"), exist_ok=True)
+  writer = jax.process_index() == 0  # every process decodes every example; one writes
+  if writer:
+    os.makedirs(os.path.join(workdir, "predictions"), exist_ok=True)
   for split in cfg.eval.splits:
     metrics, records = evaluate_split(task, split, graphdef, params, cfg.eval.batch_size,
                                       cfg.eval.max_examples, max_new_tokens)
     results[split] = metrics
     prefix = "" if name == "results" else f"{name}_"
-    with open(os.path.join(workdir, "predictions", f"{prefix}{split}.jsonl"), "w") as f:
-      f.writelines(json.dumps(r) + "\n" for r in records)
-  write_json(os.path.join(workdir, f"{name}.json"), results)
+    if writer:
+      with open(os.path.join(workdir, "predictions", f"{prefix}{split}.jsonl"), "w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in records)
+  if writer:
+    write_json(os.path.join(workdir, f"{name}.json"), results)
   return results
 
 
