@@ -4,14 +4,15 @@ sweeps and pause studies (Markdown with PNG plots shaped like the papers' figure
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import statistics
 
 from scratchpad import config as config_lib
+from scratchpad.evaluation import evaluator
 from scratchpad.model import transformer
 
 REPORT_FILE = "report.md"
+RUN_FILE = "run.json"  # a run's labels: {"labels": {axis: value}} (sweeps, the pause study)
 SCALING_PLOT = "accuracy_vs_params.png"
 PAUSE_PLOT = "pause_variants.png"
 ABLATION_VARIANT = "PausePT_PauseFT"  # the pause paper's ablations vary this variant
@@ -174,23 +175,18 @@ def gather(workdir: str) -> list[dict]:
       continue
     cfg = config_lib.load_config(root)
     labels = {"task": cfg.task, "variant": cfg.variant, "seed": str(cfg.seed)}
-    if "run.json" in files:
-      labels = _read_json(os.path.join(root, "run.json"))["labels"]
+    if RUN_FILE in files:
+      labels = evaluator.read_json(os.path.join(root, RUN_FILE))["labels"]
     params = transformer.param_count(config_lib.model_config(cfg))
     metric = get_task_info(cfg.task).headline_metric
     for name in results_files:
       suffix = name[len("results"):-len(".json")]
       m_inf = int(suffix.removeprefix("_minf")) if suffix.startswith("_minf") else None
-      for split, metrics in _read_json(os.path.join(root, name)).items():
+      for split, metrics in evaluator.read_json(os.path.join(root, name)).items():
         records.append({"labels": labels, "run": os.path.relpath(root, workdir), "params": params,
                         "split": split, "m_inf": m_inf, "metric": metric, "value": metrics.get(metric),
                         "metrics": metrics})
   return records
-
-
-def _read_json(path: str):
-  with open(path) as f:
-    return json.load(f)
 
 
 def _pyplot():
@@ -300,11 +296,5 @@ def write_report(workdir: str) -> str:
     by_run.setdefault(name, {})[r["split"]] = r["metrics"]
   sections.append(f"## Every run\n\n{results_table(by_run)}")
   text = f"# Report: {workdir}\n\n" + "\n\n".join(sections) + "\n"
-  _write_text(os.path.join(workdir, REPORT_FILE), text)
+  evaluator.write_text(os.path.join(workdir, REPORT_FILE), text)
   return text
-
-
-def _write_text(path: str, text: str) -> None:
-  with open(path + ".tmp", "w") as f:
-    f.write(text)
-  os.replace(path + ".tmp", path)

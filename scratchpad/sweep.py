@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import json
 import os
 import shlex
 import time
@@ -29,9 +28,9 @@ import jax
 import ml_collections
 
 from scratchpad import config as config_lib
+from scratchpad import report
 from scratchpad.evaluation import evaluator
 
-RUN_FILE = "run.json"
 SWEEP_KEYS = ("config", "args", "axes", "overrides")
 
 
@@ -112,21 +111,16 @@ def execute(run: Run, cfg: ml_collections.ConfigDict | None = None):
   names = {"results": None, **{f"results_minf{m}": m for m in run.inference_pauses}}
   paths = {n: os.path.join(run.workdir, f"{n}.json") for n in names}
   if cfg.eval.splits and is_done(run):
-    return cfg, {n: _read_json(path) for n, path in paths.items()}
+    return cfg, {n: evaluator.read_json(path) for n, path in paths.items()}
   state, _ = trainer.train(cfg, run.workdir)
   if jax.process_index() == 0:
-    evaluator.write_json(os.path.join(run.workdir, RUN_FILE),
+    evaluator.write_json(os.path.join(run.workdir, report.RUN_FILE),
                          {"labels": dict(run.labels), "spec": run.spec, "overrides": dict(run.overrides)})
   if not cfg.eval.splits:
     return cfg, {}
   graphdef = trainer.Setup(cfg).graphdef
   return cfg, {n: evaluator.evaluate(cfg, run.workdir, graphdef, state["params"], num_pauses=m, name=n)
                for n, m in names.items()}
-
-
-def _read_json(path: str):
-  with open(path) as f:
-    return json.load(f)
 
 
 def check(all_runs: list[Run]) -> dict[str, ml_collections.ConfigDict]:

@@ -102,11 +102,20 @@ def evaluate_split(task_name: str, split: str, graphdef, params, batch_size: int
   return metrics, records
 
 
-def write_json(path: str, obj) -> None:
+def write_text(path: str, text: str) -> None:
   """Writes atomically: a crash never leaves a half-written results file."""
   with open(path + ".tmp", "w") as f:
-    json.dump(obj, f, indent=2)
+    f.write(text)
   os.replace(path + ".tmp", path)
+
+
+def write_json(path: str, obj) -> None:
+  write_text(path, json.dumps(obj, indent=2))
+
+
+def read_json(path: str):
+  with open(path) as f:
+    return json.load(f)
 
 
 def evaluate(cfg, workdir: str, graphdef, params, num_pauses: int | None = None,
