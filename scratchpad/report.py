@@ -101,11 +101,11 @@ def mean_std(values: list[float]) -> tuple[float, float]:
 
 
 def cell(values: list[float]) -> str:
-  """`mean ± std (n=N)` over seeds."""
+  """`mean ± std (n=N)` over seeds (one seed: no std)."""
   if not values:
     return "-"
   mean, std = mean_std(values)
-  return f"{mean:.1f} ± {std:.1f} (n={len(values)})"
+  return f"{mean:.1f} (n=1)" if len(values) == 1 else f"{mean:.1f} ± {std:.1f} (n={len(values)})"
 
 
 # --- The pause study: mean ± std over seeds per variant and task, and the ablations.
@@ -186,7 +186,7 @@ def gather(workdir: str) -> list[dict]:
         records.append({"labels": labels, "run": os.path.relpath(root, workdir), "params": params,
                         "split": split, "m_inf": m_inf, "metric": metric, "value": metrics.get(metric),
                         "metrics": metrics})
-  return records
+  return sorted(records, key=lambda r: (r["params"], r["run"]))
 
 
 def _pyplot():
@@ -214,7 +214,7 @@ def plot_scaling(facets: dict[str, list[dict]], path: str) -> None:
   """Accuracy against parameters (log scale): a line per format and split (solid: in
   distribution, dashed: the others), error bars over seeds; a panel per facet (task ...)."""
   plt = _pyplot()
-  fig, axes = plt.subplots(1, len(facets), figsize=(5.5 * len(facets), 4), squeeze=False)
+  fig, axes = plt.subplots(1, len(facets), figsize=(7.5 * len(facets), 4), squeeze=False)
   for ax, (title, records) in zip(axes[0], facets.items()):
     splits = list(dict.fromkeys(r["split"] for r in records))
     formats = list(dict.fromkeys(r["labels"]["format"] for r in records))
@@ -229,12 +229,15 @@ def plot_scaling(facets: dict[str, list[dict]], path: str) -> None:
         ax.errorbar(xs, [m for m, _ in stats], yerr=[s for _, s in stats], marker="o", capsize=3,
                     color=f"C{i}", linestyle="-" if split == splits[0] else "--", label=f"{fmt} ({split})")
     ax.set_xscale("log")
+    sizes = sorted({(r["params"], r["labels"]["size"]) for r in records})
+    ax.set_xticks([p for p, _ in sizes], [f"{p / 1e6:.2g}M\n{name}" for p, name in sizes])
+    ax.minorticks_off()
     ax.set_ylim(-3, 103)
     ax.set_xlabel("parameters")
     ax.set_ylabel(f"{records[0]['metric']} %")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5))
   fig.tight_layout()
   fig.savefig(path, dpi=120)
   plt.close(fig)
@@ -284,7 +287,8 @@ def write_report(workdir: str) -> str:
       rest = ", ".join(f"{k}={v}" for k, v in r["labels"].items() if k not in ("size", "format", "seed"))
       facets.setdefault(rest or "accuracy against parameters", []).append(r)
     plot_scaling(facets, os.path.join(workdir, SCALING_PLOT))
-    tables = "\n\n".join(f"{title}\n\n{scaling_table(rs)}" for title, rs in facets.items())
+    tables = "\n\n".join((f"{title}\n\n" if len(facets) > 1 else "") + scaling_table(rs)
+                         for title, rs in facets.items())
     sections.append(f"## Accuracy against parameters\n\n{tables}\n\n![accuracy against parameters]({SCALING_PLOT})")
   pause = [_study_record(r) for r in records if "group" in r["labels"]]
   if pause:
