@@ -29,21 +29,8 @@ PAUSE_PRETRAINING = ("StdPT", "PausePT")
 PAUSE_VARIANTS = ("StdPT_StdFT", "StdPT_PauseFT", "PausePT_StdFT", "PausePT_PauseFT")
 
 
-# Model sizes shared by every experiment: name -> (layers, d_model, heads, mlp_dim).
-# Parameters (transformer.param_count) with the byte vocabulary / a 32k SentencePiece one.
-SIZES = {
-    "nano": (2, 64, 4, 256),        # 0.13M
-    "tiny": (4, 128, 4, 512),       # 0.86M
-    "mini": (4, 192, 6, 768),       # 1.9M
-    "small": (6, 256, 8, 1024),     # 4.9M
-    "medium": (8, 384, 8, 1536),    # 14M
-    "base": (12, 512, 8, 2048),     # 38M
-    "130m": (12, 768, 12, 3072),    # 85M / 134M: the pause paper's 130M (with its 32k vocabulary)
-    "1b": (18, 2048, 16, 8192),     # 0.91B / 1.04B: the pause paper's 1B
-}
-# For reference, Nye et al. (2021) fine-tuned decoder-only models from 2M to 1B parameters on
-# addition and programs (8B on polynomials) and prompted a 137B model few-shot; their architectures
-# are not given, so these presets are ours, chosen to span that range.
+# Model sizes shared by every experiment (name -> layers, d_model, heads, mlp_dim): the model's.
+SIZES = transformer.SIZES
 
 
 def parse_variant(arg: str | None, choices: dict[str, tuple[str, ...]], defaults: dict[str, str],

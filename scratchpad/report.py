@@ -9,6 +9,7 @@ import statistics
 
 from scratchpad import config as config_lib
 from scratchpad.evaluation import evaluator
+from scratchpad.markdown import markdown_table
 from scratchpad.model import transformer
 
 REPORT_FILE = "report.md"
@@ -32,12 +33,6 @@ def results_rows(results_by_run: dict[str, dict[str, dict[str, float]]]) -> list
       rows.append([run, split] + [f"{metrics[m]:.1f}" if m in metrics else "-" for m in shown]
                   + [str(metrics.get("num_examples", ""))])
   return rows
-
-
-def markdown_table(header: list[str], rows: list[list[str]]) -> str:
-  widths = [max(len(str(x)) for x in column) for column in zip(header, *rows)]
-  line = lambda cells: "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths)) + " |"
-  return "\n".join([line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|"] + [line(r) for r in rows])
 
 
 def results_table(results_by_run: dict[str, dict[str, dict[str, float]]]) -> str:

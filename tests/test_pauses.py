@@ -201,7 +201,7 @@ def test_pause_study_command_runs_every_variant_and_resumes(tmp_path, capsys):
 def test_the_pause_embedding_row_learns_only_from_pauses(make_config, num_pauses):
   """The pause token is one embedding row: it gets a gradient exactly when inputs carry pauses."""
   from flax import nnx
-  from scratchpad.train import trainer
+  from scratchpad.train import optim, trainer
   cfg = make_config()
   cfg.task, cfg.pauses.finetune = "digit_sum", num_pauses
   task = config_lib.train_task(cfg)
@@ -214,7 +214,7 @@ def test_the_pause_embedding_row_learns_only_from_pauses(make_config, num_pauses
   def loss(params):
     logits, _ = nnx.merge(setup.graphdef, params)(batch["decoder_input_tokens"], batch["decoder_positions"],
                                                   batch["decoder_segment_ids"])
-    return trainer.weighted_loss(logits, batch["decoder_target_tokens"], batch["decoder_loss_weights"])[0]
+    return optim.weighted_loss(logits, batch["decoder_target_tokens"], batch["decoder_loss_weights"])[0]
 
   grad_row = np.asarray(jax.grad(loss)(params)["embed_VxD"])[PAUSE_ID]
   assert (np.abs(grad_row).sum() > 0) == (num_pauses > 0)

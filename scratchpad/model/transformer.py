@@ -24,6 +24,23 @@ POSITION_ENCODINGS = ("rope", "learned")
 DTYPES = ("float32", "bfloat16")  # compute dtypes
 
 
+# Model sizes shared by every experiment: name -> (layers, d_model, heads, mlp_dim).
+# Parameters (param_count) with the byte vocabulary / a 32k SentencePiece one.
+SIZES = {
+    "nano": (2, 64, 4, 256),        # 0.13M
+    "tiny": (4, 128, 4, 512),       # 0.86M
+    "mini": (4, 192, 6, 768),       # 1.9M
+    "small": (6, 256, 8, 1024),     # 4.9M
+    "medium": (8, 384, 8, 1536),    # 14M
+    "base": (12, 512, 8, 2048),     # 38M
+    "130m": (12, 768, 12, 3072),    # 85M / 134M: the pause paper's 130M (with its 32k vocabulary)
+    "1b": (18, 2048, 16, 8192),     # 0.91B / 1.04B: the pause paper's 1B
+}
+# For reference, Nye et al. (2021) fine-tuned decoder-only models from 2M to 1B parameters on
+# addition and programs (8B on polynomials) and prompted a 137B model few-shot; their architectures
+# are not given, so these presets are ours, chosen to span that range.
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
   vocab_size: int
@@ -81,6 +98,13 @@ def _replace_at(items: tuple, i: int, value) -> tuple:
   return items[:i] + (value,) + items[i + 1:]
 
 
+def dense(x_BxLxD, w_DxN):
+  """x @ w over the flattened tokens: one 2-D matmul. Batched 3-D forms make XLA's CPU
+  backward pass transpose large operands (~20% of a training step, benchmarks/NOTES.md)."""
+  b, length, d = x_BxLxD.shape
+  return (x_BxLxD.reshape(b * length, d) @ w_DxN).reshape(b, length, w_DxN.shape[-1])
+
+
 def _param(rngs: nnx.Rngs, init, shape, axes):
   return nnx.Param(init(rngs.params(), shape, jnp.float32), logical_axes=axes)
 
@@ -122,15 +146,17 @@ class Attention(nnx.Module):
     With a cache, `cache.segment_ids_BxS` already holds the new tokens' segments.
     """
     cfg, dt = self.cfg, x_BxLxD.dtype
-    # Heads before length: XLA's CPU batched matmuls want the batch dims leading.
-    q_BxHxLxK = jnp.einsum("bld,dhk->bhlk", x_BxLxD, self.q_DxHxK[...].astype(dt))
-    k_BxHxLxK = jnp.einsum("bld,dhk->bhlk", x_BxLxD, self.k_DxHxK[...].astype(dt))
-    v_BxHxLxK = jnp.einsum("bld,dhk->bhlk", x_BxLxD, self.v_DxHxK[...].astype(dt))
+    batch, length, d = x_BxLxD.shape
+
+    def project(w_DxHxK):  # heads before length: XLA's CPU batched matmuls want the batch dims leading
+      y_BxLxHK = dense(x_BxLxD, w_DxHxK[...].astype(dt).reshape(d, -1))
+      return y_BxLxHK.reshape(batch, length, cfg.num_heads, cfg.head_dim).transpose(0, 2, 1, 3)
+
+    q_BxHxLxK, k_BxHxLxK, v_BxHxLxK = project(self.q_DxHxK), project(self.k_DxHxK), project(self.v_DxHxK)
     if cfg.position_encoding == "rope":
       q_BxHxLxK = rotary(q_BxHxLxK, positions_BxL, cfg.rope_max_wavelength)
       k_BxHxLxK = rotary(k_BxHxLxK, positions_BxL, cfg.rope_max_wavelength)
 
-    length = x_BxLxD.shape[1]
     if cache is None:
       q_index_L = k_index_S = jnp.arange(length)
       k_segment_BxS = segment_ids_BxL
@@ -156,8 +182,8 @@ class Attention(nnx.Module):
     logits_BxHxLxS = jnp.where(mask_BxLxS[:, None], logits_BxHxLxS, -1e30)
     probs_BxHxLxS = jax.nn.softmax(logits_BxHxLxS, axis=-1).astype(dt)
     attended_BxHxLxK = jnp.einsum("bhls,bhsk->bhlk", probs_BxHxLxS, v_BxHxLxK)
-    out_BxLxD = jnp.einsum("bhlk,hkd->bld", attended_BxHxLxK, self.out_HxKxD[...].astype(dt))
-    return out_BxLxD, cache
+    attended_BxLxHK = attended_BxHxLxK.transpose(0, 2, 1, 3).reshape(batch, length, d)
+    return dense(attended_BxLxHK, self.out_HxKxD[...].astype(dt).reshape(d, d)), cache
 
 
 class MLP(nnx.Module):
@@ -168,8 +194,8 @@ class MLP(nnx.Module):
 
   def __call__(self, x_BxLxD):
     dt = x_BxLxD.dtype
-    h_BxLxF = jax.nn.gelu(x_BxLxD @ self.wi_DxF[...].astype(dt))
-    return h_BxLxF @ self.wo_FxD[...].astype(dt)
+    h_BxLxF = jax.nn.gelu(dense(x_BxLxD, self.wi_DxF[...].astype(dt)))
+    return dense(h_BxLxF, self.wo_FxD[...].astype(dt))
 
 
 class Block(nnx.Module):
@@ -212,7 +238,7 @@ class Transformer(nnx.Module):
           cache.segment_ids_BxS, segment_ids_BxL, cache.index, 1))
     for layer, block in enumerate(self.blocks):
       x_BxLxD, cache = block(x_BxLxD, positions_BxL, segment_ids_BxL, cache, layer)
-    logits_BxLxV = (self.final_norm(x_BxLxD) @ self.unembed_DxV[...].astype(dt)).astype(jnp.float32)
+    logits_BxLxV = dense(self.final_norm(x_BxLxD), self.unembed_DxV[...].astype(dt)).astype(jnp.float32)
     if cache is not None:
       cache = cache._replace(index=cache.index + tokens_BxL.shape[1])
     return logits_BxLxV, cache

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -19,25 +20,8 @@ from flax import nnx
 from scratchpad import config as config_lib
 from scratchpad.model import transformer
 from scratchpad.tasks import get_task_info
-from scratchpad.train import checkpoints, input_pipeline, sharding
+from scratchpad.train import checkpoints, input_pipeline, optim, sharding
 from scratchpad.train.progress import Progress
-
-
-def lr_schedule(train_cfg) -> optax.Schedule:
-  """Linear warmup from 0, then cosine decay to `final_lr_fraction` of the peak."""
-  return optax.warmup_cosine_decay_schedule(
-      0.0, train_cfg.learning_rate, max(train_cfg.warmup_steps, 1), max(train_cfg.steps, train_cfg.warmup_steps + 1),
-      end_value=train_cfg.learning_rate * train_cfg.final_lr_fraction)
-
-
-def make_optimizer(train_cfg) -> optax.GradientTransformation:
-  """AdamW on the schedule, after global-norm clipping."""
-  schedule = lr_schedule(train_cfg)
-  decay_mask = lambda params: jax.tree.map(lambda p: p.ndim >= 2, params)  # no decay on norms
-  return optax.chain(
-      optax.clip_by_global_norm(train_cfg.grad_clip),
-      optax.adamw(schedule, b1=train_cfg.b1, b2=train_cfg.b2, weight_decay=train_cfg.weight_decay,
-                  mask=decay_mask))
 
 
 class Setup:
@@ -50,7 +34,7 @@ class Setup:
     rules = [tuple(r) for r in cfg.mesh.rules]
     abstract_model = nnx.eval_shape(lambda: transformer.Transformer(self.model_cfg, nnx.Rngs(0)))
     self.graphdef, abstract_params = nnx.split(abstract_model, nnx.Param)
-    self.tx = make_optimizer(cfg.train)
+    self.tx = optim.make_optimizer(cfg.train)
     param_shardings = sharding.param_shardings(abstract_params, rules, self.mesh)
     abstract = jax.eval_shape(self._init_state)
     rep = sharding.replicated(self.mesh)
@@ -65,31 +49,14 @@ class Setup:
     self.batch_sharding = sharding.batch_sharding(self.mesh, rules)
 
   def _init_state(self):
-    model = transformer.Transformer(self.model_cfg, nnx.Rngs(self.cfg.seed))
-    params = nnx.to_pure_dict(nnx.split(model, nnx.Param)[1])
-    return {"step": jnp.zeros((), jnp.int32), "params": params, "opt_state": self.tx.init(params)}
+    return optim.init_state(self.model_cfg, self.tx, self.cfg.seed)
 
   def init_state(self):
     return jax.jit(self._init_state, out_shardings=self.state_shardings)()
 
   def train_step_fn(self):
     """The train step, jitted with explicit shardings and the state donated."""
-    graphdef, tx = self.graphdef, self.tx
-
-    def train_step(state, batch):
-      def loss_fn(params):
-        model = nnx.merge(graphdef, params)
-        logits_BxLxV, _ = model(batch["decoder_input_tokens"], batch["decoder_positions"],
-                                batch["decoder_segment_ids"])
-        return weighted_loss(logits_BxLxV, batch["decoder_target_tokens"], batch["decoder_loss_weights"])
-
-      (loss, accuracy), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
-      updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
-      new_state = {"step": state["step"] + 1, "params": optax.apply_updates(state["params"], updates),
-                   "opt_state": opt_state}
-      return new_state, {"loss": loss, "token_accuracy": accuracy, "grad_norm": optax.tree.norm(grads),
-                         "tokens": jnp.sum(batch["decoder_segment_ids"] != 0)}
-
+    train_step = functools.partial(optim.train_step, self.graphdef, self.tx)
     rep = sharding.replicated(self.mesh)
     batch_shardings = {k: self.batch_sharding for k in input_pipeline.MODEL_FEATURES}
     return jax.jit(train_step, in_shardings=(self.state_shardings, batch_shardings),
@@ -104,15 +71,6 @@ class Setup:
     """The train step compiled for batches of `batch_size` rows of `length`, without
     allocating the state: its `memory_analysis()` says what a step needs."""
     return self.train_step_fn().lower(self.abstract_state, self.abstract_batch(batch_size, length)).compile()
-
-
-def weighted_loss(logits_BxLxV, targets_BxL, weights_BxL):
-  """Mean cross-entropy over positions with weight (targets only), and token accuracy."""
-  ce_BxL = optax.softmax_cross_entropy_with_integer_labels(logits_BxLxV, targets_BxL)
-  weights_BxL = weights_BxL.astype(jnp.float32)
-  total = jnp.maximum(weights_BxL.sum(), 1.0)
-  correct_BxL = (jnp.argmax(logits_BxLxV, -1) == targets_BxL).astype(jnp.float32)
-  return (ce_BxL * weights_BxL).sum() / total, (correct_BxL * weights_BxL).sum() / total
 
 
 class MetricsWriter:
@@ -259,7 +217,7 @@ def _train(cfg, workdir, task, setup, mngr, stop_after, fallback):
   writer = MetricsWriter(workdir)
   end = cfg.train.steps if stop_after is None else min(cfg.train.steps, start + stop_after)
   progress = Progress(start, cfg.train.steps, desc=f"train {task}")
-  schedule = lr_schedule(cfg.train)
+  schedule = optim.lr_schedule(cfg.train)
   history, pending = [], []  # pending: (step, metrics) since the last log
   last_good = mngr.latest_step()
   last_time = time.perf_counter()

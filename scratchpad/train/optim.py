@@ -1,0 +1,60 @@
+"""The optimizer, the loss and the train step, on the model alone (jax, flax, optax: no
+TensorFlow or seqio), so benchmarks on any machine train exactly what the trainer trains."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+from scratchpad.model import transformer
+
+
+def lr_schedule(train_cfg) -> optax.Schedule:
+  """Linear warmup from 0, then cosine decay to `final_lr_fraction` of the peak."""
+  return optax.warmup_cosine_decay_schedule(
+      0.0, train_cfg.learning_rate, max(train_cfg.warmup_steps, 1), max(train_cfg.steps, train_cfg.warmup_steps + 1),
+      end_value=train_cfg.learning_rate * train_cfg.final_lr_fraction)
+
+
+def make_optimizer(train_cfg) -> optax.GradientTransformation:
+  """AdamW on the schedule, after global-norm clipping."""
+  schedule = lr_schedule(train_cfg)
+  decay_mask = lambda params: jax.tree.map(lambda p: p.ndim >= 2, params)  # no decay on norms
+  return optax.chain(
+      optax.clip_by_global_norm(train_cfg.grad_clip),
+      optax.adamw(schedule, b1=train_cfg.b1, b2=train_cfg.b2, weight_decay=train_cfg.weight_decay,
+                  mask=decay_mask))
+
+
+def weighted_loss(logits_BxLxV, targets_BxL, weights_BxL):
+  """Mean cross-entropy over positions with weight (targets only), and token accuracy."""
+  ce_BxL = optax.softmax_cross_entropy_with_integer_labels(logits_BxLxV, targets_BxL)
+  weights_BxL = weights_BxL.astype(jnp.float32)
+  total = jnp.maximum(weights_BxL.sum(), 1.0)
+  correct_BxL = (jnp.argmax(logits_BxLxV, -1) == targets_BxL).astype(jnp.float32)
+  return (ce_BxL * weights_BxL).sum() / total, (correct_BxL * weights_BxL).sum() / total
+
+
+def init_state(model_cfg: transformer.ModelConfig, tx: optax.GradientTransformation, seed: int):
+  """A fresh training state: step 0, the model's parameters, the optimizer's state."""
+  model = transformer.Transformer(model_cfg, nnx.Rngs(seed))
+  params = nnx.to_pure_dict(nnx.split(model, nnx.Param)[1])
+  return {"step": jnp.zeros((), jnp.int32), "params": params, "opt_state": tx.init(params)}
+
+
+def train_step(graphdef, tx: optax.GradientTransformation, state, batch):
+  """One optimizer step on a batch of the model's features; returns the new state and metrics."""
+  def loss_fn(params):
+    model = nnx.merge(graphdef, params)
+    logits_BxLxV, _ = model(batch["decoder_input_tokens"], batch["decoder_positions"],
+                            batch["decoder_segment_ids"])
+    return weighted_loss(logits_BxLxV, batch["decoder_target_tokens"], batch["decoder_loss_weights"])
+
+  (loss, accuracy), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
+  updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
+  new_state = {"step": state["step"] + 1, "params": optax.apply_updates(state["params"], updates),
+               "opt_state": opt_state}
+  return new_state, {"loss": loss, "token_accuracy": accuracy, "grad_norm": optax.tree.norm(grads),
+                     "tokens": jnp.sum(batch["decoder_segment_ids"] != 0)}
