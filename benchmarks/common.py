@@ -1,0 +1,206 @@
+"""What both benchmarks share: the model flags, synthetic batches, FLOP counting, timing,
+the device's measured matmul rate, and the trainer's optimizer and loss.
+
+Nothing here imports `scratchpad.config`, `scratchpad.train.trainer` or `scratchpad.tasks`:
+those pull in seqio and TensorFlow, which GPU machines may lack. The model, its size
+presets, the optimizer and the loss come from `scratchpad.model` and `scratchpad.train.optim`,
+which need only jax and optax.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import platform
+import statistics
+import time
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from scratchpad.model import transformer
+
+# The byte vocabulary (scratchpad.tasks.vocabulary): 256 bytes + 6 special ids = 262,
+# padded to a multiple of 8 as `scratchpad.config.padded_vocab_size` does.
+BYTE_VOCAB_SIZE = 264
+NUM_SPECIAL = 6
+
+# The package's size presets, and the issue's reference config: 4 layers, width 256, 4 heads, MLP 1024.
+SIZES = {**transformer.SIZES, "reference": (4, 256, 4, 1024)}
+
+
+# --------------------------------------------------------------------------- model flags
+
+def add_model_flags(parser: argparse.ArgumentParser, default_size: str = "reference") -> None:
+  g = parser.add_argument_group("model")
+  g.add_argument("--size", default=default_size, choices=sorted(SIZES),
+                 help="a preset (layers, d_model, heads, mlp_dim); the flags below override it")
+  g.add_argument("--layers", type=int)
+  g.add_argument("--d_model", type=int)
+  g.add_argument("--heads", type=int)
+  g.add_argument("--mlp_dim", type=int)
+  g.add_argument("--vocab", type=int, default=BYTE_VOCAB_SIZE, help="padded vocabulary (bytes: 264)")
+  g.add_argument("--dtype", default=None, choices=transformer.DTYPES,
+                 help="compute dtype (parameters stay float32); default float32 on CPU, bfloat16 on GPU/TPU")
+
+
+def model_config(args) -> transformer.ModelConfig:
+  layers, d_model, heads, mlp = SIZES[args.size]
+  return transformer.ModelConfig(
+      vocab_size=args.vocab, num_layers=args.layers or layers, d_model=args.d_model or d_model,
+      num_heads=args.heads or heads, mlp_dim=args.mlp_dim or mlp, position_encoding="rope",
+      dtype=args.dtype or default_dtype())
+
+
+def default_dtype() -> str:
+  return "float32" if jax.default_backend() == "cpu" else "bfloat16"
+
+
+def describe(cfg: transformer.ModelConfig) -> str:
+  return (f"{cfg.num_layers} layers, d_model {cfg.d_model}, {cfg.num_heads} heads (head {cfg.head_dim}), "
+          f"mlp {cfg.mlp_dim}, vocab {cfg.vocab_size}, RoPE, {cfg.dtype}; "
+          f"{transformer.param_count(cfg):,} parameters")
+
+
+def device_line() -> str:
+  d = jax.devices()[0]
+  kind = getattr(d, "device_kind", d.platform)
+  cores = ""
+  if d.platform == "cpu":
+    import os
+    cores = f", {os.cpu_count()} logical cores, {platform.processor() or platform.machine()}"
+  return f"{d.platform} ({kind}{cores}) x{jax.device_count()}; jax {jax.__version__}"
+
+
+def load_line() -> str:
+  """The 1-minute load average against the cores: a busy machine makes every timing here noisy."""
+  import os
+  try:
+    return f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"
+  except OSError:
+    return "load average unknown"
+
+
+# --------------------------------------------------------------------------- FLOPs
+
+def matmul_params(cfg: transformer.ModelConfig) -> int:
+  """Parameters used in matrix multiplies: per layer q, k, v, out (D x D each) and the MLP
+  (D x F twice), plus the untied output layer (D x V). The input embedding is a gather, and
+  norms are elementwise, so neither is counted."""
+  d = cfg.d_model
+  return cfg.num_layers * (4 * d * d + 2 * d * cfg.mlp_dim) + d * cfg.vocab_size
+
+
+def train_flops_per_token(cfg: transformer.ModelConfig, seq_len: int) -> float:
+  """Model FLOPs per trained token, PaLM's convention (Chowdhery et al. 2022, appendix B):
+
+      6 * N  +  12 * n_layers * d_model * T
+
+  N = `matmul_params` (2 FLOPs per multiply-add, x3 for forward + backward), and the
+  attention's two matmuls QK^T and PV over the full T x T score matrix (not halved for the
+  causal mask: the model computes every score, as PaLM counts). Rematerialisation and
+  elementwise work (norms, softmax, GELU, RoPE, AdamW) are not counted: this is MFU, not HFU.
+  """
+  return 6 * matmul_params(cfg) + 12 * cfg.num_layers * cfg.d_model * seq_len
+
+
+def forward_flops_per_token(cfg: transformer.ModelConfig, context: int) -> float:
+  """Forward-only model FLOPs of one token attending to `context` keys (a third of the above)."""
+  return 2 * matmul_params(cfg) + 4 * cfg.num_layers * cfg.d_model * context
+
+
+# --------------------------------------------------------------------------- timing
+
+@dataclasses.dataclass
+class Timing:
+  first_s: float  # the first call: tracing + compilation + one run
+  times_s: list[float]  # each timed call after the warm-up
+
+  @property
+  def median_s(self) -> float:
+    return statistics.median(self.times_s)
+
+  @property
+  def spread(self) -> str:
+    """min-max of the timed calls, as a fraction of the median."""
+    lo, hi = min(self.times_s), max(self.times_s)
+    return f"{lo / self.median_s:.2f}-{hi / self.median_s:.2f}x"
+
+
+def time_calls(fn: Callable[[], object], warmup: int, steps: int, sync: Callable[[object], object]) -> Timing:
+  """Calls `fn` once (compilation), `warmup` more times, then `steps` timed times; each
+  call is timed to `sync(result)`, which must wait for the device (block_until_ready)."""
+  start = time.perf_counter()
+  sync(fn())
+  first = time.perf_counter() - start
+  for _ in range(warmup):
+    sync(fn())
+  times = []
+  for _ in range(steps):
+    start = time.perf_counter()
+    sync(fn())
+    times.append(time.perf_counter() - start)
+  return Timing(first, times)
+
+
+def matmul_rate(dtype: str, n: int, reps: int = 10) -> tuple[float, Timing]:
+  """FLOP/s of a jitted n x n x n matmul in `dtype` (float32 accumulation), median of `reps`.
+
+  The operands stay on the device; the output is a fresh buffer each call. This is the
+  device's dense-matmul rate as XLA delivers it here, the denominator of our MFU."""
+  a = jax.random.normal(jax.random.key(1), (n, n), jnp.float32).astype(dtype)
+  b = jax.random.normal(jax.random.key(2), (n, n), jnp.float32).astype(dtype)
+  matmul = jax.jit(lambda a, b: jnp.matmul(a, b, preferred_element_type=jnp.float32))
+  timing = time_calls(lambda: matmul(a, b), warmup=2, steps=reps, sync=jax.block_until_ready)
+  return 2 * n ** 3 / timing.median_s, timing
+
+
+def default_matmul_size() -> int:
+  return 2048 if jax.default_backend() == "cpu" else 8192
+
+
+# --------------------------------------------------------------------------- data
+
+def synthetic_batch(batch: int, seq: int, vocab: int, seed: int = 0) -> dict[str, np.ndarray]:
+  """One batch of the model's features: random non-special byte ids, one segment per row
+  (segment id 1 everywhere, positions 0..seq-1), every position a target.
+
+  The model still builds its packed-segment mask (the cost does not depend on the ids);
+  the PyTorch model, given the same single segment per row, uses a plain causal mask."""
+  rng = np.random.default_rng(seed)
+  tokens = rng.integers(NUM_SPECIAL, min(vocab, 256 + NUM_SPECIAL), size=(batch, seq + 1), dtype=np.int32)
+  ones = np.ones((batch, seq), np.int32)
+  return {
+      "decoder_input_tokens": tokens[:, :-1].copy(),
+      "decoder_target_tokens": tokens[:, 1:].copy(),
+      "decoder_loss_weights": ones,
+      "decoder_segment_ids": ones.copy(),
+      "decoder_positions": np.broadcast_to(np.arange(seq, dtype=np.int32), (batch, seq)).copy(),
+  }
+
+
+# --------------------------------------------------------------------------- optimizer and loss
+
+@dataclasses.dataclass(frozen=True)
+class TrainHParams:
+  """`scratchpad.config.base_config`'s `train` section, the fields the optimizer reads."""
+  steps: int = 5000
+  learning_rate: float = 3e-3
+  warmup_steps: int = 100
+  final_lr_fraction: float = 0.1
+  weight_decay: float = 0.01
+  grad_clip: float = 1.0
+  b1: float = 0.9
+  b2: float = 0.98
+
+
+# --------------------------------------------------------------------------- printing
+
+def si(x: float, digits: int = 3) -> str:
+  """1234567 -> '1.23M'."""
+  for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+    if abs(x) >= scale:
+      return f"{x / scale:.{digits}g}{unit}"
+  return f"{x:.{digits}g}"

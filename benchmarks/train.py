@@ -1,0 +1,325 @@
+"""Training-step benchmark: our jitted train step against the same model in PyTorch.
+
+    python -m benchmarks.train                       # the reference config (below), PyTorch eager + compile
+    python -m benchmarks.train --size=small --seq=512 --batch=16 --steps=20
+    python -m benchmarks.train --layers=1 --d_model=32 --heads=4 --mlp_dim=64 --seq=32 --batch=4 --steps=3
+    python -m benchmarks.train --torch=eager,compile,eager-sdpa   # also PyTorch's fused attention
+    python -m benchmarks.train --torch=none          # JAX only (PyTorch not installed)
+
+Reference config (the default): 4 layers, d_model 256, 4 heads, MLP 1024, sequence 256,
+batch 32, byte vocabulary (264), AdamW — `--size=reference --seq=256 --batch=32`.
+
+What it measures, in one process:
+  * the device's dense matmul rate: a jitted n x n float32 (CPU) or bfloat16 (GPU) matmul,
+    median of repeats, before and after the step benchmarks; the higher is the MFU denominator;
+  * our train step — `scratchpad.model.transformer.Transformer`, the trainer's optimizer
+    (global-norm clipping + AdamW, warmup-cosine) and loss, the step function of
+    `scratchpad.train.trainer.Setup.train_step_fn` jitted on one device with the state
+    donated — on a fixed synthetic batch (one segment per row, every position a target);
+  * the PyTorch model of `benchmarks.torch_model` on the same batch, eager and torch.compile;
+each timed after its compilation and `--warmup` steps, `--steps` timed steps per round, the
+contenders alternating for `--rounds` rounds (so a busy machine slows them alike); the
+median step time over all rounds.
+
+Columns: tokens/s = batch * seq / median step; FLOPs/token = `common.train_flops_per_token`
+(PaLM's 6N + 12 * layers * d_model * seq); TFLOP/s = FLOPs/token * tokens/s; MFU = that
+over the measured matmul rate; "ours / this" = our tokens/s over the row's.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Before jax initialises a GPU: do not grab 75% of its memory, PyTorch runs beside it.
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+
+import argparse
+import dataclasses
+import functools
+import json
+import time
+import traceback
+
+import jax
+from flax import nnx
+
+from benchmarks import common
+from scratchpad.markdown import markdown_table
+from scratchpad.model import transformer
+from scratchpad.train import optim
+
+
+# --------------------------------------------------------------------------- ours
+
+def jax_train_step(cfg: transformer.ModelConfig, hp: common.TrainHParams, batch: dict, seed: int = 0,
+                   compiler_options: dict | None = None):
+  """The trainer's train step on one device: returns (step_fn() -> outputs, compile seconds, XLA FLOPs).
+
+  `compiler_options`: XLA debug options for this compilation only (`--xla` flags)."""
+  abstract_model = nnx.eval_shape(lambda: transformer.Transformer(cfg, nnx.Rngs(seed)))
+  graphdef, _ = nnx.split(abstract_model, nnx.Param)
+  tx = optim.make_optimizer(hp)
+  # The trainer's step (scratchpad.train.optim), on one device: no mesh shardings.
+  init_state = functools.partial(optim.init_state, cfg, tx, seed)
+  train_step = functools.partial(optim.train_step, graphdef, tx)
+
+  state = jax.jit(init_state)()
+  batch = jax.device_put(batch)
+  start = time.perf_counter()
+  compiled = jax.jit(train_step, donate_argnums=0).lower(state, batch).compile(compiler_options or None)
+  compile_s = time.perf_counter() - start
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  xla_flops = float(cost.get("flops", float("nan"))) if cost else float("nan")
+  holder = [state]
+
+  def step():
+    holder[0], metrics = compiled(holder[0], batch)
+    return holder[0], metrics
+
+  return step, compile_s, xla_flops
+
+
+# --------------------------------------------------------------------------- contenders
+
+@dataclasses.dataclass
+class Contender:
+  name: str
+  step: object = None  # () -> outputs
+  sync: object = None  # outputs -> waits for the device
+  first_s: float = float("nan")  # compilation + the first step
+  times_s: list = dataclasses.field(default_factory=list)
+  error: str = ""
+
+
+def torch_contenders(modes: list[str], cfg, hp, batch, seq: int, adamw: str, threads: int | None):
+  """One Contender per mode ("eager", "compile", "eager-sdpa", "compile-sdpa"); a failure
+  (PyTorch missing, no matching device, torch.compile unavailable) is recorded, not raised."""
+  out = []
+  try:
+    import torch
+  except ImportError as e:
+    return [Contender(torch_label(m), error=f"not installed ({e}); pip install torch") for m in modes]
+  from benchmarks import torch_model
+
+  if threads:
+    torch.set_num_threads(threads)
+  backend = jax.default_backend()
+  device = "cpu"
+  if backend == "gpu":
+    if not torch.cuda.is_available():
+      return [Contender(torch_label(m), error=f"torch {torch.__version__} has no CUDA; JAX runs on GPU")
+              for m in modes]
+    device = "cuda"
+  elif backend != "cpu":
+    return [Contender(torch_label(m), error=f"no PyTorch device for JAX backend {backend}") for m in modes]
+
+  for mode in modes:
+    compile_, _, attention = mode.partition("-")
+    attention = attention or "math"
+    c = Contender(torch_label(mode))
+    try:
+      model = torch_model.TorchTransformer(cfg.vocab_size, cfg.num_layers, cfg.d_model, cfg.num_heads, cfg.mlp_dim,
+                                           max_len=seq, attention=attention, rope_max_wavelength=cfg.rope_max_wavelength)
+      c.step = torch_model.TrainStep(model, hp, batch, device, cfg.dtype, compile=compile_ == "compile", adamw=adamw)
+      c.sync = c.step.sync
+    except Exception as e:  # noqa: BLE001 - report, do not crash
+      c.error = _reason(e)
+    out.append(c)
+  return out
+
+
+def torch_label(mode: str) -> str:
+  compile_, _, attention = mode.partition("-")
+  return f"PyTorch {'torch.compile' if compile_ == 'compile' else 'eager'}" + (
+      f" ({attention} attention)" if attention else "")
+
+
+def _reason(e: BaseException) -> str:
+  text = f"{type(e).__name__}: {e}".replace("\n", " ").replace("|", "/")
+  text = text.split("Set TORCHDYNAMO_VERBOSE")[0].strip()
+  return text[:300] + ("..." if len(text) > 300 else "")
+
+
+def warm_up(c: Contender, warmup: int) -> None:
+  try:
+    start = time.perf_counter()
+    c.sync(c.step())
+    c.first_s = time.perf_counter() - start
+    for _ in range(warmup):
+      c.sync(c.step())
+  except Exception as e:  # noqa: BLE001 - e.g. torch.compile without a working C++ compiler
+    c.error = _reason(e)
+    if os.environ.get("BENCHMARK_TRACEBACKS"):
+      traceback.print_exc()
+
+
+def run_round(c: Contender, steps: int) -> None:
+  for _ in range(steps):
+    start = time.perf_counter()
+    c.sync(c.step())
+    c.times_s.append(time.perf_counter() - start)
+
+
+# --------------------------------------------------------------------------- main
+
+def parse_args(argv=None):
+  p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+                              epilog=__doc__.split("\n", 1)[1])
+  common.add_model_flags(p)
+  p.add_argument("--seq", type=int, default=256)
+  p.add_argument("--batch", type=int, default=32)
+  p.add_argument("--steps", type=int, default=2, help="timed steps per contender per round")
+  p.add_argument("--rounds", type=int, default=5, help="alternating rounds over the contenders")
+  p.add_argument("--warmup", type=int, default=2, help="untimed steps after the first (compiling) one")
+  p.add_argument("--torch", default="eager,compile",
+                 help="comma list of eager, compile, eager-sdpa, compile-sdpa; or none")
+  p.add_argument("--torch_adamw", default="fused", choices=("fused", "foreach", "for-loop"))
+  p.add_argument("--torch_threads", type=int, default=None, help="default: PyTorch's (the physical cores)")
+  p.add_argument("--matmul_size", type=int, default=None, help="n of the n^3 matmul (default 2048 CPU, 8192 GPU)")
+  p.add_argument("--matmul_reps", type=int, default=10)
+  p.add_argument("--xla", action="append", default=[], metavar="OPTION=VALUE",
+                 help="an XLA option for our step's compilation only, e.g. "
+                      "--xla=xla_cpu_experimental_ynn_fusion_type= (repeatable)")
+  p.add_argument("--profile", default="", help="write a jax.profiler trace of 3 of our steps to this directory")
+  p.add_argument("--json", default="", help="also write the results to this JSON file")
+  args = p.parse_args(argv)
+  bad = [m for m in args.torch.split(",") if m not in ("eager", "compile", "eager-sdpa", "compile-sdpa", "none", "")]
+  if bad:
+    p.error(f"unknown --torch mode(s) {bad}: use eager, compile, eager-sdpa, compile-sdpa or none")
+  if any("=" not in o for o in args.xla):
+    p.error("--xla takes OPTION=VALUE")
+  return args
+
+
+def main(argv=None) -> dict:
+  args = parse_args(argv)
+  cfg = common.model_config(args)
+  hp = common.TrainHParams()
+  batch_np = common.synthetic_batch(args.batch, args.seq, cfg.vocab_size)
+  tokens_per_step = args.batch * args.seq
+  flops_per_token = common.train_flops_per_token(cfg, args.seq)
+  matmul_dtype = "float32" if jax.default_backend() == "cpu" else "bfloat16"
+  matmul_n = args.matmul_size or common.default_matmul_size()
+
+  print(f"# Training step: {common.describe(cfg)}")
+  print(f"seq {args.seq}, batch {args.batch} ({tokens_per_step:,} tokens/step), AdamW; {common.device_line()}; "
+        f"{common.load_line()}", flush=True)
+
+  rate_before, _ = common.matmul_rate(matmul_dtype, matmul_n, args.matmul_reps)
+  print(f"matmul rate ({matmul_n}^3 {matmul_dtype}, XLA): {rate_before / 1e12:.3f} TFLOP/s", flush=True)
+
+  ours = Contender("JAX/Flax (ours)")
+  options = dict(o.split("=", 1) for o in args.xla)
+  ours.step, compile_s, xla_flops = jax_train_step(cfg, hp, batch_np, compiler_options=options)
+  ours.sync = jax.block_until_ready
+  print(f"ours: compiled in {compile_s:.1f}s", flush=True)
+  modes = [m for m in args.torch.split(",") if m and m != "none"]
+  contenders = [ours] + torch_contenders(modes, cfg, hp, batch_np, args.seq, args.torch_adamw, args.torch_threads)
+
+  for c in contenders:
+    if not c.error:
+      warm_up(c, args.warmup)
+      if c is ours:
+        c.first_s += compile_s
+      print(f"{c.name}: " + (f"FAILED: {c.error}" if c.error else f"first step {c.first_s:.1f}s"), flush=True)
+  for r in range(args.rounds):
+    for c in contenders:
+      if not c.error:
+        run_round(c, args.steps)
+    print(f"round {r + 1}/{args.rounds}: " + ", ".join(
+        f"{c.name} {1e3 * common.Timing(0, c.times_s).median_s:.1f} ms" for c in contenders if not c.error), flush=True)
+
+  if args.profile:
+    jax.profiler.start_trace(args.profile)
+    for _ in range(3):
+      ours.sync(ours.step())
+    jax.profiler.stop_trace()
+    print(f"profile of 3 steps written to {args.profile}")
+
+  rate_after, _ = common.matmul_rate(matmul_dtype, matmul_n, args.matmul_reps)
+  load_after = common.load_line()
+  rate = max(rate_before, rate_after)
+
+  ours_tps = tokens_per_step / common.Timing(0, ours.times_s).median_s
+  header = ["implementation", "median step ms", "spread", "tokens/s", "FLOPs/token", "TFLOP/s", "MFU %",
+            "first step s", "ours / this"]
+  rows, results, failures = [], [], []
+  for c in contenders:
+    if c.error:
+      failures.append(f"- {c.name} failed: {c.error}")
+      rows.append([c.name, "failed (below)"] + [""] * (len(header) - 2))
+      results.append({"name": c.name, "error": c.error})
+      continue
+    t = common.Timing(c.first_s, c.times_s)
+    tps = tokens_per_step / t.median_s
+    achieved = flops_per_token * tps
+    rows.append([c.name, f"{1e3 * t.median_s:.1f}", t.spread, f"{tps:,.0f}", common.si(flops_per_token),
+                 f"{achieved / 1e12:.4f}", f"{100 * achieved / rate:.1f}", f"{c.first_s:.1f}",
+                 f"{ours_tps / tps:.2f}x"])
+    results.append({"name": c.name, "median_step_s": t.median_s, "tokens_per_s": tps, "flop_per_s": achieved,
+                    "mfu": achieved / rate, "first_step_s": c.first_s, "times_s": c.times_s,
+                    "ours_over_this": ours_tps / tps})
+
+  print()
+  print(markdown_table(header, rows))
+  print()
+  if failures:
+    print("\n".join(failures))
+  print(f"- matmul rate: {rate / 1e12:.4f} TFLOP/s ({matmul_n}^3 {matmul_dtype} through XLA; "
+        f"{rate_before / 1e12:.4f} before, {rate_after / 1e12:.4f} after the steps; MFU uses the higher); "
+        f"at the end {load_after}")
+  torch_rate = _torch_matmul_rate(matmul_n, matmul_dtype, modes, contenders, args.matmul_reps)
+  if torch_rate:
+    print(f"- PyTorch's matmul rate, same shape (for reference): {torch_rate / 1e12:.4f} TFLOP/s")
+  print(f"- FLOPs/token = 6 x {common.matmul_params(cfg):,} matmul parameters + 12 x {cfg.num_layers} layers x "
+        f"{cfg.d_model} x {args.seq} seq (PaLM); per step {flops_per_token * tokens_per_step / 1e9:.2f} GFLOP, "
+        f"XLA's cost analysis of our step {xla_flops / 1e9:.2f} GFLOP")
+  print(f"- ours: {args.rounds} rounds x {args.steps} steps after compilation ({compile_s:.1f}s) and "
+        f"{args.warmup} warm-up steps; synthetic batch, one segment per row"
+        + (f"; XLA options {options}" if options else ""))
+  if modes:
+    try:
+      import torch
+      print(f"- PyTorch {torch.__version__}, {torch.get_num_threads()} threads, AdamW {args.torch_adamw}")
+    except ImportError:
+      pass
+  print("- " + targets(results, cfg, args))
+
+  summary = {"config": {**dataclasses.asdict(cfg), "seq": args.seq, "batch": args.batch},
+             "device": common.device_line(), "matmul_flop_per_s": rate, "matmul_before": rate_before,
+             "matmul_after": rate_after, "flops_per_token": flops_per_token, "xla_flops_per_step": xla_flops,
+             "results": results}
+  if args.json:
+    with open(args.json, "w") as f:
+      json.dump(summary, f, indent=1)
+  return summary
+
+
+REFERENCE = dict(num_layers=4, d_model=256, num_heads=4, mlp_dim=1024, vocab_size=common.BYTE_VOCAB_SIZE)
+
+
+def targets(results: list[dict], cfg, args) -> str:
+  """The issue's targets: on CPU, reference config, ours >= 1.3x PyTorch eager tokens/s and MFU >= 60%."""
+  ours = results[0]
+  eager = next((r for r in results if r["name"] == torch_label("eager") and "error" not in r), None)
+  is_reference = (all(getattr(cfg, k) == v for k, v in REFERENCE.items()) and args.seq == 256 and args.batch == 32
+                  and cfg.dtype == "float32" and jax.default_backend() == "cpu")
+  where = "this run" + ("" if is_reference else " (not the reference config on CPU: targets not binding)")
+  parts = [f"MFU {100 * ours['mfu']:.1f}% (target >= 60%: {'met' if ours['mfu'] >= 0.6 else 'missed'})"]
+  if eager:
+    ratio = eager["ours_over_this"]
+    parts.insert(0, f"ours / PyTorch eager {ratio:.2f}x (target >= 1.3x: {'met' if ratio >= 1.3 else 'missed'})")
+  return f"targets, {where}: " + "; ".join(parts)
+
+
+def _torch_matmul_rate(n, dtype, modes, contenders, reps):
+  usable = [c for c in contenders[1:] if not c.error]
+  if not modes or not usable:
+    return None
+  from benchmarks import torch_model
+  return torch_model.matmul_rate(n, dtype, usable[0].step.device, reps)
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,80 @@
+"""The benchmarks: what they count and compare is right, they import no TensorFlow or seqio
+(GPU machines have neither), and both run end to end at tiny sizes."""
+
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from benchmarks import common, decode
+from benchmarks import train as train_bench
+from conftest import ROOT
+from scratchpad import config as config_lib
+from scratchpad.model import transformer
+
+TINY = ["--layers=1", "--d_model=32", "--heads=4", "--mlp_dim=64"]
+
+
+def test_the_benchmark_trains_with_the_configs_defaults_and_byte_vocabulary():
+  train = config_lib.base_config("addition_direct", "tiny", {}).train
+  for field, value in vars(common.TrainHParams()).items():
+    assert train[field] == value, field
+  assert common.BYTE_VOCAB_SIZE == config_lib.padded_vocab_size()
+
+
+def test_the_flops_formula_agrees_with_xlas_count_of_the_step():
+  cfg = transformer.ModelConfig(vocab_size=264, num_layers=2, d_model=128, num_heads=4, mlp_dim=512)
+  seq, batch = 64, 2
+  _, _, xla_flops = train_bench.jax_train_step(cfg, common.TrainHParams(), common.synthetic_batch(batch, seq, 264))
+  counted = common.train_flops_per_token(cfg, seq) * seq * batch
+  assert 0.85 < counted / xla_flops < 1.05  # XLA also counts softmax, norms and AdamW, which MFU leaves out
+
+
+def test_the_benchmarks_import_no_tensorflow_or_seqio():
+  code = ("import sys, benchmarks.train, benchmarks.decode; "
+          "bad = [m for m in ('tensorflow', 'seqio', 'scratchpad.tasks') if m in sys.modules]; "
+          "assert not bad, bad")
+  subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=120)
+
+
+def test_the_decode_benchmark_times_both_decoders_which_agree(capsys):
+  summary = decode.main([*TINY, "--tasks=tiny", "--batch=2", "--full_steps=0", "--reps=2", "--full_reps=1"])
+  (result,) = summary["results"]
+  assert result["outputs_agree"] == 1.0 and result["speedup"] > 1
+  assert "| tiny | 16     | 32  | KV cache" in capsys.readouterr().out
+
+
+def test_the_train_benchmark_prints_its_table_and_targets(capsys):
+  train_bench.main([*TINY, "--seq=32", "--batch=4", "--steps=2", "--rounds=1", "--torch=none"])
+  out = capsys.readouterr().out
+  assert "| JAX/Flax (ours)" in out and "matmul rate:" in out and "FLOPs/token = 6 x" in out
+
+
+def test_the_pytorch_model_is_ours_layer_for_layer():
+  torch = pytest.importorskip("torch")
+  from benchmarks import torch_model
+  from flax import nnx
+  cfg = transformer.ModelConfig(vocab_size=264, num_layers=2, d_model=32, num_heads=4, mlp_dim=64)
+  params = nnx.to_pure_dict(nnx.split(transformer.Transformer(cfg, nnx.Rngs(0)), nnx.Param)[1])
+  theirs = torch_model.TorchTransformer(264, 2, 32, 4, 64, max_len=16)
+  t = lambda a: torch.tensor(np.asarray(a).reshape(np.asarray(a).shape[0], -1) if np.ndim(a) == 3 else np.asarray(a))
+  with torch.no_grad():
+    theirs.embed.copy_(t(params["embed_VxD"]))
+    theirs.unembed.copy_(t(params["unembed_DxV"]))
+    theirs.final_norm.scale.copy_(t(params["final_norm"]["scale"]))
+    for block, ours in zip(theirs.blocks, params["blocks"].values()):
+      a = ours["attention"]
+      for name, key in (("wq", "q_DxHxK"), ("wk", "k_DxHxK"), ("wv", "v_DxHxK"), ("wo", "out_HxKxD")):
+        getattr(block, name).copy_(torch.tensor(np.asarray(a[key]).reshape(32, 32)))
+      block.wi.copy_(t(ours["mlp"]["wi_DxF"]))
+      block.wo_mlp.copy_(t(ours["mlp"]["wo_FxD"]))
+      block.attention_norm.scale.copy_(t(ours["attention_norm"]["scale"]))
+      block.mlp_norm.scale.copy_(t(ours["mlp_norm"]["scale"]))
+  tokens = np.random.default_rng(0).integers(6, 262, (2, 16), dtype=np.int32)
+  positions = np.broadcast_to(np.arange(16, dtype=np.int32), (2, 16))
+  ours_logits, _ = nnx.merge(*nnx.split(transformer.Transformer(cfg, nnx.Rngs(0)), nnx.Param))(
+      tokens, positions, np.ones((2, 16), np.int32))
+  np.testing.assert_allclose(theirs(torch.tensor(tokens, dtype=torch.long)).detach().numpy(), np.asarray(ours_logits),
+                             atol=1e-4, rtol=1e-4)
