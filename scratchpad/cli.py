@@ -24,7 +24,8 @@ Commands:
             `pause-study --config=configs/pause.py:tiny --workdir=DIR`
 
 Every bad input ends in one line `error: ...` and exit status 2, before anything
-in the workdir is written. A run whose loss or gradient turns NaN or infinite stops
+in the workdir is written. SIGTERM (preemption) saves the current step and exits 0
+without evaluating or starting another run; the same command resumes. A run whose loss or gradient turns NaN or infinite stops
 with `error: training diverged at step N ...` and exit status 3, without saving.
 """
 
@@ -301,6 +302,9 @@ def main(argv=None) -> int:
   except Exception as e:
     # The trainer is imported only by commands that train (`trace` needs no JAX).
     trainer = sys.modules.get("scratchpad.train.trainer")
+    if trainer is not None and isinstance(e, trainer.Preempted):
+      print(f"\n{e}", flush=True)  # saved: not an error; rerunning the command resumes
+      return 0
     diverged = trainer is not None and isinstance(e, trainer.Diverged)
     if not (diverged or isinstance(e, (ValueError, KeyError, FileNotFoundError))):
       raise

@@ -298,3 +298,33 @@ def test_same_config_and_seed_give_the_same_data_order_and_losses(tmp_path, faul
   assert_same_params(jax.device_get(state_a["params"]), jax.device_get(state_b["params"]))
   fault_table("the same config and seed run twice", "the same batches in the same order, the same losses",
               "nothing differs: losses and parameters equal bit for bit (a different seed reorders the data)")
+
+
+def test_sigterm_during_a_sweep_leaves_the_run_unfinished_and_the_rerun_completes_it(tmp_path, fault_table):
+  """A preempted run must not be evaluated (its model is unfinished) nor count as done."""
+  sweep = tmp_path / "sweep.py"
+  sweep.write_text(f"def get_sweep(arg=None):\n  return dict(config={str(ROOT / 'configs' / 'addition.py')!r}, "
+                   "args='direct', axes=dict(seed=[0, 1]))\n")
+  argv = [sys.executable, "-m", "scratchpad", "sweep", f"--config={sweep}", f"--workdir={tmp_path / 'w'}",
+          *TRAIN_TINY, "--config.train.steps=400", "--config.train.checkpoint_every=1000",
+          "--config.eval.max_examples=8"]
+  proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+  metrics = tmp_path / "w" / "seed0" / "metrics.jsonl"
+  while not (metrics.exists() and metrics.read_text().count("\n") >= 5):
+    assert proc.poll() is None, proc.stdout.read()
+    time.sleep(0.2)
+  proc.send_signal(signal.SIGTERM)
+  out, _ = proc.communicate(timeout=120)
+  assert proc.returncode == 0 and "preempted (SIGTERM): saved step" in out, out[-2000:]
+  assert not (tmp_path / "w" / "seed0" / "results.json").exists(), "an unfinished model is not evaluated"
+  assert not (tmp_path / "w" / "seed1").exists(), "the next run does not start"
+  saved = int(out.split("preempted (SIGTERM): saved step ")[1].split()[0])
+  rerun = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=600)
+  assert rerun.returncode == 0, rerun.stdout[-2000:] + rerun.stderr[-2000:]
+  assert f"resuming from step {saved}" in rerun.stdout
+  for seed in (0, 1):
+    assert set(json.loads((tmp_path / "w" / f"seed{seed}" / "results.json").read_text())) == {"test", "ood"}
+  fault_table(f"SIGTERM to a sweep at step {saved} of its first run's 400",
+              "saved the step and exited 0 without evaluating the unfinished model or starting the next run; "
+              f"the rerun resumed from step {saved}, then evaluated it and ran the second",
+              "nothing: no results were written for an unfinished model")

@@ -144,6 +144,11 @@ class Preemption:
       signal.signal(signal.SIGTERM, self._previous)
 
 
+class Preempted(Exception):
+  """SIGTERM stopped the run after saving its step: whatever was to follow the training
+  (evaluation, the next run of a sweep) must not, since the model is unfinished."""
+
+
 class Diverged(ArithmeticError):
   """A non-finite loss or gradient: the run stops without saving the state it produced."""
 
@@ -181,7 +186,8 @@ def train(cfg: ml_collections.ConfigDict, workdir: str, devices=None, stop_after
   Returns the final state and the list of logged metrics. `stop_after` ends the
   run early after that many steps of this call (tests use it to "kill" a run).
   `fallback`: a damaged latest checkpoint is set aside and the one before it used.
-  Raises Diverged, without saving, on a non-finite loss or gradient.
+  Raises Diverged, without saving, on a non-finite loss or gradient, and Preempted,
+  after saving, on SIGTERM.
   """
   config_lib.validate(cfg, num_devices=len(devices) if devices is not None else jax.device_count())
   task = config_lib.train_task(cfg)
@@ -237,9 +243,8 @@ def _train(cfg, workdir, task, setup, mngr, stop_after, fallback):
           last_good = done
         if preempted:
           mngr.wait_until_finished()
-          print(f"\npreempted (SIGTERM): saved step {done} of {cfg.train.steps} in {workdir}; "
-                "run the same command to resume", flush=True)
-          break
+          raise Preempted(f"preempted (SIGTERM): saved step {done} of {cfg.train.steps} in {workdir}; "
+                          "run the same command to resume")
   finally:
     writer.close()
     progress.close()
