@@ -296,7 +296,8 @@ def main(argv=None) -> dict:
   return summary
 
 
-REFERENCE = dict(num_layers=4, d_model=256, num_heads=4, mlp_dim=1024, vocab_size=common.BYTE_VOCAB_SIZE)
+REFERENCE = dict(zip(("num_layers", "d_model", "num_heads", "mlp_dim"), common.SIZES["reference"]),
+                 vocab_size=common.BYTE_VOCAB_SIZE)
 
 
 def targets(results: list[dict], cfg, args) -> str:

@@ -25,8 +25,9 @@ Commands:
 
 Every bad input ends in one line `error: ...` and exit status 2, before anything
 in the workdir is written. SIGTERM (preemption) saves the current step and exits 0
-without evaluating or starting another run; the same command resumes. A run whose loss or gradient turns NaN or infinite stops
-with `error: training diverged at step N ...` and exit status 3, without saving.
+without evaluating or starting another run; the same command resumes. A run whose
+loss or gradient turns NaN or infinite stops with `error: training diverged at step
+N ...` and exit status 3, without saving.
 """
 
 from __future__ import annotations
@@ -137,7 +138,7 @@ def compare(args, overrides) -> None:
   """The main job: each format trained and evaluated, one table at the end."""
   from scratchpad import config as config_lib
   from scratchpad import report
-  from scratchpad.evaluation.evaluator import write_json
+  from scratchpad.evaluation.evaluator import write_json, write_text
   from scratchpad.tasks import get_task_info
   spec_path, _, spec_args = args.config.partition(":")
   formats = [f for f in args.formats.split(",") if f]
@@ -157,8 +158,7 @@ def compare(args, overrides) -> None:
                     f"of batch {cfg.train.batch_size}" for fmt, cfg in configs.items())
   summary = f"{args.config}, wall time {minutes:.1f} min\n{tasks}\n\n{report.results_table(results)}\n"
   write_json(os.path.join(args.workdir, "results.json"), results)
-  with open(os.path.join(args.workdir, "results.md"), "w") as f:
-    f.write(summary)
+  write_text(os.path.join(args.workdir, "results.md"), summary)
   print("\n" + summary)
 
 
@@ -187,6 +187,7 @@ def pause_study(args, overrides) -> None:
   from scratchpad import config as config_lib
   from scratchpad import pause_study as study_lib
   from scratchpad import report
+  from scratchpad.evaluation import evaluator
   path, _, arg = args.config.partition(":")
   variant = config_lib.parse_variant(arg, {"size": tuple(config_lib.SIZES), "corpus": ("text", "c4")},
                                      {"size": "tiny", "corpus": "text"}, f"pause-study {path}")
@@ -204,8 +205,7 @@ def pause_study(args, overrides) -> None:
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
   study = study_lib.run_study(pretraining, finetuning, args.workdir)
   text = report.pause_tables(study["records"], study["minutes"])
-  with open(os.path.join(args.workdir, "study.md"), "w") as f:
-    f.write(text + "\n")
+  evaluator.write_text(os.path.join(args.workdir, "study.md"), text + "\n")
   print("\n" + text)
 
 

@@ -99,19 +99,22 @@ def _text(value) -> str:
   return str(value).lower() if isinstance(value, bool) else str(value)
 
 
+def evaluations(run: Run) -> dict[str, int | None]:
+  """The evaluations a run owes, by results file name: {name: M_inf (None: the config's)}."""
+  return {"results": None, **{f"results_minf{m}": m for m in run.inference_pauses}}
+
+
 def is_done(run: Run) -> bool:
-  names = ["results", *(f"results_minf{m}" for m in run.inference_pauses)]
-  return all(os.path.exists(os.path.join(run.workdir, f"{n}.json")) for n in names)
+  return all(os.path.exists(os.path.join(run.workdir, f"{n}.json")) for n in evaluations(run))
 
 
 def execute(run: Run, cfg: ml_collections.ConfigDict | None = None):
   """Trains and evaluates `run` unless its results exist; returns its config and {name: results}."""
   from scratchpad.train import trainer
   cfg = cfg or run.config()
-  names = {"results": None, **{f"results_minf{m}": m for m in run.inference_pauses}}
-  paths = {n: os.path.join(run.workdir, f"{n}.json") for n in names}
+  names = evaluations(run)
   if cfg.eval.splits and is_done(run):
-    return cfg, {n: evaluator.read_json(path) for n, path in paths.items()}
+    return cfg, {n: evaluator.read_json(os.path.join(run.workdir, f"{n}.json")) for n in names}
   state, _ = trainer.train(cfg, run.workdir)
   if jax.process_index() == 0:
     evaluator.write_json(os.path.join(run.workdir, report.RUN_FILE),

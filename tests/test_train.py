@@ -2,7 +2,6 @@
 
 import jax
 import numpy as np
-import pytest
 
 from conftest import on_task
 from scratchpad.train import input_pipeline, trainer
