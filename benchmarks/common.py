@@ -145,14 +145,16 @@ def time_calls(fn: Callable[[], object], warmup: int, steps: int, sync: Callable
   return Timing(first, times)
 
 
-def matmul_rate(dtype: str, n: int, reps: int = 10) -> tuple[float, Timing]:
+def matmul_rate(dtype: str, n: int, reps: int = 10, compiler_options: dict | None = None) -> tuple[float, Timing]:
   """FLOP/s of a jitted n x n x n matmul in `dtype` (float32 accumulation), median of `reps`.
 
   The operands stay on the device; the output is a fresh buffer each call. This is the
-  device's dense-matmul rate as XLA delivers it here, the denominator of our MFU."""
+  device's dense-matmul rate as XLA delivers it here (with `compiler_options`, if any),
+  the denominator of our MFU."""
   a = jax.random.normal(jax.random.key(1), (n, n), jnp.float32).astype(dtype)
   b = jax.random.normal(jax.random.key(2), (n, n), jnp.float32).astype(dtype)
-  matmul = jax.jit(lambda a, b: jnp.matmul(a, b, preferred_element_type=jnp.float32))
+  matmul = jax.jit(lambda a, b: jnp.matmul(a, b, preferred_element_type=jnp.float32),
+                   compiler_options=compiler_options or None)
   timing = time_calls(lambda: matmul(a, b), warmup=2, steps=reps, sync=jax.block_until_ready)
   return 2 * n ** 3 / timing.median_s, timing
 

@@ -5,17 +5,19 @@
     python -m benchmarks.train --layers=1 --d_model=32 --heads=4 --mlp_dim=64 --seq=32 --batch=4 --steps=3
     python -m benchmarks.train --torch=eager,compile,eager-sdpa   # also PyTorch's fused attention
     python -m benchmarks.train --torch=none          # JAX only (PyTorch not installed)
+    python -m benchmarks.train --torch=none --xla_defaults   # our step with XLA's default options
 
 Reference config (the default): 4 layers, d_model 256, 4 heads, MLP 1024, sequence 256,
 batch 32, byte vocabulary (264), AdamW — `--size=reference --seq=256 --batch=32`.
 
 What it measures, in one process:
   * the device's dense matmul rate: a jitted n x n float32 (CPU) or bfloat16 (GPU) matmul,
-    median of repeats, before and after the step benchmarks; the higher is the MFU denominator;
+    median of repeats, before and after the step benchmarks, compiled with XLA's defaults and
+    with our step's options; the highest is the MFU denominator;
   * our train step — `scratchpad.model.transformer.Transformer`, the trainer's optimizer
     (global-norm clipping + AdamW, warmup-cosine) and loss, the step function of
     `scratchpad.train.trainer.Setup.train_step_fn` jitted on one device with the state
-    donated — on a fixed synthetic batch (one segment per row, every position a target);
+    donated and the trainer's `compile_options` — on a fixed synthetic batch (one segment per row, every position a target);
   * the PyTorch model of `benchmarks.torch_model` on the same batch, eager and torch.compile;
 each timed after its compilation and `--warmup` steps, `--steps` timed steps per round, the
 contenders alternating for `--rounds` rounds (so a busy machine slows them alike); the
@@ -46,7 +48,7 @@ from flax import nnx
 from benchmarks import common
 from scratchpad.markdown import markdown_table
 from scratchpad.model import transformer
-from scratchpad.train import optim
+from scratchpad.train import compile_options, optim
 
 
 # --------------------------------------------------------------------------- ours
@@ -55,7 +57,7 @@ def jax_train_step(cfg: transformer.ModelConfig, hp: common.TrainHParams, batch:
                    compiler_options: dict | None = None):
   """The trainer's train step on one device: returns (step_fn() -> outputs, compile seconds, XLA FLOPs).
 
-  `compiler_options`: XLA debug options for this compilation only (`--xla` flags)."""
+  `compiler_options`: the XLA options to compile it with (the trainer's, `--xla` flags)."""
   abstract_model = nnx.eval_shape(lambda: transformer.Transformer(cfg, nnx.Rngs(seed)))
   graphdef, _ = nnx.split(abstract_model, nnx.Param)
   tx = optim.make_optimizer(hp)
@@ -181,6 +183,8 @@ def parse_args(argv=None):
   p.add_argument("--xla", action="append", default=[], metavar="OPTION=VALUE",
                  help="an XLA option for our step's compilation only, e.g. "
                       "--xla=xla_cpu_experimental_ynn_fusion_type= (repeatable)")
+  p.add_argument("--xla_defaults", action="store_true",
+                 help="compile our step with XLA's defaults, not the trainer's compile_options")
   p.add_argument("--profile", default="", help="write a jax.profiler trace of 3 of our steps to this directory")
   p.add_argument("--json", default="", help="also write the results to this JSON file")
   args = p.parse_args(argv)
@@ -206,11 +210,12 @@ def main(argv=None) -> dict:
   print(f"seq {args.seq}, batch {args.batch} ({tokens_per_step:,} tokens/step), AdamW; {common.device_line()}; "
         f"{common.load_line()}", flush=True)
 
-  rate_before, _ = common.matmul_rate(matmul_dtype, matmul_n, args.matmul_reps)
-  print(f"matmul rate ({matmul_n}^3 {matmul_dtype}, XLA): {rate_before / 1e12:.3f} TFLOP/s", flush=True)
+  options = {} if args.xla_defaults else compile_options.train_step(jax.default_backend())
+  options.update(o.split("=", 1) for o in args.xla)
+  rate_before = matmul_rates(matmul_dtype, matmul_n, args.matmul_reps, options)
+  print(f"matmul rate ({matmul_n}^3 {matmul_dtype}, XLA): {format_rates(rate_before)}", flush=True)
 
   ours = Contender("JAX/Flax (ours)")
-  options = dict(o.split("=", 1) for o in args.xla)
   ours.step, compile_s, xla_flops = jax_train_step(cfg, hp, batch_np, compiler_options=options)
   ours.sync = jax.block_until_ready
   print(f"ours: compiled in {compile_s:.1f}s", flush=True)
@@ -237,9 +242,9 @@ def main(argv=None) -> dict:
     jax.profiler.stop_trace()
     print(f"profile of 3 steps written to {args.profile}")
 
-  rate_after, _ = common.matmul_rate(matmul_dtype, matmul_n, args.matmul_reps)
+  rate_after = matmul_rates(matmul_dtype, matmul_n, args.matmul_reps, options)
   load_after = common.load_line()
-  rate = max(rate_before, rate_after)
+  rate = max(*rate_before.values(), *rate_after.values())
 
   ours_tps = tokens_per_step / common.Timing(0, ours.times_s).median_s
   header = ["implementation", "median step ms", "spread", "tokens/s", "FLOPs/token", "TFLOP/s", "MFU %",
@@ -267,7 +272,7 @@ def main(argv=None) -> dict:
   if failures:
     print("\n".join(failures))
   print(f"- matmul rate: {rate / 1e12:.4f} TFLOP/s ({matmul_n}^3 {matmul_dtype} through XLA; "
-        f"{rate_before / 1e12:.4f} before, {rate_after / 1e12:.4f} after the steps; MFU uses the higher); "
+        f"before the steps {format_rates(rate_before)}, after {format_rates(rate_after)}; MFU uses the highest); "
         f"at the end {load_after}")
   torch_rate = _torch_matmul_rate(matmul_n, matmul_dtype, modes, contenders, args.matmul_reps)
   if torch_rate:
@@ -277,7 +282,7 @@ def main(argv=None) -> dict:
         f"XLA's cost analysis of our step {xla_flops / 1e9:.2f} GFLOP")
   print(f"- ours: {args.rounds} rounds x {args.steps} steps after compilation ({compile_s:.1f}s) and "
         f"{args.warmup} warm-up steps; synthetic batch, one segment per row"
-        + (f"; XLA options {options}" if options else ""))
+        + (f"; XLA options {options}" if options else "; XLA's default options"))
   if modes:
     try:
       import torch
@@ -294,6 +299,18 @@ def main(argv=None) -> dict:
     with open(args.json, "w") as f:
       json.dump(summary, f, indent=1)
   return summary
+
+
+def matmul_rates(dtype: str, n: int, reps: int, options: dict) -> dict[str, float]:
+  """The matmul rate compiled with XLA's defaults and, if any, with our step's options."""
+  rates = {"XLA defaults": common.matmul_rate(dtype, n, reps)[0]}
+  if options:
+    rates["our options"] = common.matmul_rate(dtype, n, reps, options)[0]
+  return rates
+
+
+def format_rates(rates: dict[str, float]) -> str:
+  return ", ".join(f"{rate / 1e12:.4f} TFLOP/s ({name})" for name, rate in rates.items())
 
 
 REFERENCE = dict(zip(("num_layers", "d_model", "num_heads", "mlp_dim"), common.SIZES["reference"]),

@@ -1,10 +1,11 @@
 """Training: sharded equals single-device, resumed equals uninterrupted, and it learns."""
 
 import jax
+import pytest
 import numpy as np
 
 from conftest import on_task
-from scratchpad.train import input_pipeline, trainer
+from scratchpad.train import compile_options, input_pipeline, trainer
 
 
 def _first_batches(cfg, n):
@@ -58,3 +59,24 @@ def test_short_run_learns_small_addition_above_chance(make_config, tmp_path):
   results = evaluator.evaluate(cfg, str(tmp_path), trainer.Setup(cfg).graphdef, state["params"])
   # Chance is under 2%: no single sum of two 1-2 digit operands is that frequent.
   assert results["test"]["answer_accuracy"] > 10.0, results
+
+
+def test_train_step_compiles_with_the_backends_options(make_config, monkeypatch):
+  """On CPU the trainer's step has no YNNPACK fusions (Eigen dots: compile_options); with
+  SCRATCHPAD_XLA_DEFAULTS=1 it has XLA's defaults; an option this jaxlib lacks is dropped."""
+  if not compile_options.train_step("cpu"):
+    pytest.skip("this jaxlib does not know the CPU options")
+  cfg = make_config("scratchpad", train__batch_size=8)
+  setup = trainer.Setup(cfg, devices=jax.devices()[:1])
+  assert "__ynn_fusion" not in setup.compile_train_step(8, 64).as_text()
+  monkeypatch.setenv("SCRATCHPAD_XLA_DEFAULTS", "1")
+  assert compile_options.train_step("cpu") == {}
+  assert "__ynn_fusion" in setup.compile_train_step(8, 64).as_text()
+
+  monkeypatch.delenv("SCRATCHPAD_XLA_DEFAULTS")
+  monkeypatch.setitem(compile_options.BACKEND_OPTIONS, "cpu", {"xla_cpu_no_such_option": "1"})
+  compile_options._known.cache_clear()
+  try:
+    assert compile_options.train_step("cpu") == {}
+  finally:
+    compile_options._known.cache_clear()

@@ -20,7 +20,7 @@ from flax import nnx
 from scratchpad import config as config_lib
 from scratchpad.model import transformer
 from scratchpad.tasks import get_task_info
-from scratchpad.train import checkpoints, input_pipeline, optim, sharding
+from scratchpad.train import checkpoints, compile_options, input_pipeline, optim, sharding
 from scratchpad.train.progress import Progress
 
 
@@ -55,12 +55,14 @@ class Setup:
     return jax.jit(self._init_state, out_shardings=self.state_shardings)()
 
   def train_step_fn(self):
-    """The train step, jitted with explicit shardings and the state donated."""
+    """The train step, jitted with explicit shardings, the state donated and the backend's
+    `compile_options`."""
     train_step = functools.partial(optim.train_step, self.graphdef, self.tx)
     rep = sharding.replicated(self.mesh)
     batch_shardings = {k: self.batch_sharding for k in input_pipeline.MODEL_FEATURES}
     return jax.jit(train_step, in_shardings=(self.state_shardings, batch_shardings),
-                   out_shardings=(self.state_shardings, rep), donate_argnums=0)
+                   out_shardings=(self.state_shardings, rep), donate_argnums=0,
+                   compiler_options=compile_options.train_step(self.mesh.devices.flat[0].platform))
 
   def abstract_batch(self, batch_size: int, length: int) -> dict[str, jax.ShapeDtypeStruct]:
     """The shapes of a global batch of packed rows, as the input pipeline gives them."""
