@@ -4,6 +4,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from flax import nnx
 
 from scratchpad.model import decode, transformer
@@ -71,6 +73,36 @@ def test_packed_segments_equal_separate_sequences():
   logits = forward(graphdef, params, packed, positions, segments)
   np.testing.assert_allclose(logits[:, :5], forward(graphdef, params, jnp.asarray(a, jnp.int32)), atol=1e-5)
   np.testing.assert_allclose(logits[:, 5:], forward(graphdef, params, jnp.asarray(b, jnp.int32)), atol=1e-5)
+
+
+@settings(max_examples=25, deadline=None)
+@given(length=st.integers(1, 24), block=st.integers(1, 24), segment_starts=st.sets(st.integers(1, 23), max_size=3),
+       seed=st.integers(0, 2 ** 16))
+def test_causal_block_attention_equals_full_attention(length, block, segment_starts, seed):
+  """Skipping the keys past each query block's end changes nothing, with packed segments and
+  left padding, whether or not the block divides the length. (Only at real tokens: a padding
+  query attends to nothing, and what it averages instead is never read.)"""
+  rng = np.random.default_rng(seed)
+  q, k, v = (jnp.asarray(rng.normal(size=(2, 3, length, 8)), jnp.float32) for _ in range(3))
+  segment_L = np.cumsum([i in segment_starts for i in range(length)]) + 1
+  segments_BxL = np.stack([segment_L, np.where(np.arange(length) < length // 3, 0, segment_L)])  # row 2 left-padded
+  index_L = np.arange(length)
+  mask_BxLxL = jnp.asarray((index_L[:, None] >= index_L[None]) & (segments_BxL[:, :, None] == segments_BxL[:, None])
+                           & (segments_BxL[:, None] != 0))
+  real = segments_BxL != 0
+  np.testing.assert_allclose(transformer.causal_block_attention(q, k, v, mask_BxLxL, block).transpose(0, 2, 1, 3)[real],
+                             transformer.dot_product_attention(q, k, v, mask_BxLxL).transpose(0, 2, 1, 3)[real],
+                             rtol=1e-5, atol=1e-6)
+
+
+def test_model_with_attention_blocks_equals_without(monkeypatch):
+  graphdef, params, _ = make()
+  tokens = jnp.asarray(np.random.default_rng(2).integers(6, 64, (2, 20)), jnp.int32)
+  segments = jnp.asarray([[1] * 20, [1] * 7 + [2] * 13])
+  positions = jnp.asarray([list(range(20)), list(range(7)) + list(range(13))])
+  whole = forward(graphdef, params, tokens, positions, segments)
+  monkeypatch.setattr(transformer, "ATTENTION_BLOCK", 6)
+  np.testing.assert_allclose(forward(graphdef, params, tokens, positions, segments), whole, rtol=1e-5, atol=1e-5)
 
 
 def _prompts():

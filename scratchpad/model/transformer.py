@@ -129,6 +129,31 @@ def rotary(x_BxHxLxK, positions_BxL, max_wavelength: float):
   return jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1).astype(x_BxHxLxK.dtype)
 
 
+# Query blocks of causal attention (training, full recomputation): a block attends to the keys up
+# to its own end only, skipping the fully masked rest; 256 keeps each block's matmuls large on CPU.
+ATTENTION_BLOCK = 256
+
+
+def dot_product_attention(q_BxHxLxK, k_BxHxSxK, v_BxHxSxK, mask_BxLxS):
+  """Scaled dot-product attention, the logits and softmax in float32; masked keys get no weight."""
+  logits_BxHxLxS = jnp.einsum("bhlk,bhsk->bhls", q_BxHxLxK, k_BxHxSxK).astype(jnp.float32)
+  logits_BxHxLxS = logits_BxHxLxS * q_BxHxLxK.shape[-1] ** -0.5
+  logits_BxHxLxS = jnp.where(mask_BxLxS[:, None], logits_BxHxLxS, -1e30)
+  probs_BxHxLxS = jax.nn.softmax(logits_BxHxLxS, axis=-1).astype(v_BxHxSxK.dtype)
+  return jnp.einsum("bhls,bhsk->bhlk", probs_BxHxLxS, v_BxHxSxK)
+
+
+def causal_block_attention(q_BxHxLxK, k_BxHxLxK, v_BxHxLxK, mask_BxLxL, block: int):
+  """`dot_product_attention` for causal self-attention, by query blocks of `block`: keys past a block's end
+  are masked for all its queries, so skipping them changes nothing but the work (3/4 of it
+  with 2 blocks, 5/8 with 4)."""
+  length = q_BxHxLxK.shape[2]
+  return jnp.concatenate([
+      dot_product_attention(q_BxHxLxK[:, :, start:start + block], k_BxHxLxK[:, :, :start + block],
+                v_BxHxLxK[:, :, :start + block], mask_BxLxL[:, start:start + block, :start + block])
+      for start in range(0, length, block)], axis=2)
+
+
 class Attention(nnx.Module):
   def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
     self.cfg = cfg
@@ -177,11 +202,10 @@ class Attention(nnx.Module):
     mask_BxLxS = ((q_index_L[:, None] >= k_index_S[None, :])[None]
                   & (segment_ids_BxL[:, :, None] == k_segment_BxS[:, None, :])
                   & (k_segment_BxS[:, None, :] != 0))
-    logits_BxHxLxS = jnp.einsum("bhlk,bhsk->bhls", q_BxHxLxK, k_BxHxLxK).astype(jnp.float32)
-    logits_BxHxLxS = logits_BxHxLxS * cfg.head_dim ** -0.5
-    logits_BxHxLxS = jnp.where(mask_BxLxS[:, None], logits_BxHxLxS, -1e30)
-    probs_BxHxLxS = jax.nn.softmax(logits_BxHxLxS, axis=-1).astype(dt)
-    attended_BxHxLxK = jnp.einsum("bhls,bhsk->bhlk", probs_BxHxLxS, v_BxHxLxK)
+    if cache is None and length > ATTENTION_BLOCK:
+      attended_BxHxLxK = causal_block_attention(q_BxHxLxK, k_BxHxLxK, v_BxHxLxK, mask_BxLxS, ATTENTION_BLOCK)
+    else:
+      attended_BxHxLxK = dot_product_attention(q_BxHxLxK, k_BxHxLxK, v_BxHxLxK, mask_BxLxS)
     attended_BxLxHK = attended_BxHxLxK.transpose(0, 2, 1, 3).reshape(batch, length, d)
     return dense(attended_BxLxHK, self.out_HxKxD[...].astype(dt).reshape(d, d)), cache
 
