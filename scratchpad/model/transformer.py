@@ -13,10 +13,12 @@ and attend to every cached key at or before their own index.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 
@@ -119,12 +121,24 @@ class RMSNorm(nnx.Module):
     return (x * self.scale[...]).astype(x_BxLxD.dtype)
 
 
-def rotary(x_BxHxLxK, positions_BxL, max_wavelength: float):
-  """Rotary position embedding (Su et al. 2021), on pairs (i, i + K/2)."""
-  half = x_BxHxLxK.shape[-1] // 2
-  freq_K2 = max_wavelength ** (-jnp.arange(half, dtype=jnp.float32) / half)
-  angle_Bx1xLxK2 = (positions_BxL[..., None].astype(jnp.float32) * freq_K2)[:, None]
-  sin, cos = jnp.sin(angle_Bx1xLxK2), jnp.cos(angle_Bx1xLxK2)
+@functools.lru_cache(maxsize=32)
+def rotary_table(num_positions: int, half: int, max_wavelength: float) -> tuple[np.ndarray, np.ndarray]:
+  """sin and cos of the rotary angles of positions 0..num_positions-1, (P, K/2) each.
+
+  Built with numpy when tracing, so they enter the program as constants: computed inside it,
+  XLA fuses the sines and cosines into every layer's rotation and recomputes them per head
+  and element (~5% of a training step on CPU, benchmarks/NOTES.md)."""
+  angle_PxK2 = np.arange(num_positions)[:, None] * max_wavelength ** (-np.arange(half) / half)
+  return np.sin(angle_PxK2).astype(np.float32), np.cos(angle_PxK2).astype(np.float32)
+
+
+def rotary(x_BxHxLxK, positions_BxL, max_wavelength: float, num_positions: int):
+  """Rotary position embedding (Su et al. 2021), on pairs (i, i + K/2).
+
+  Positions must be below `num_positions`: a token's position never exceeds its index in
+  the row or the cache, so that length is enough."""
+  sin_PxK2, cos_PxK2 = rotary_table(num_positions, x_BxHxLxK.shape[-1] // 2, max_wavelength)
+  sin, cos = jnp.asarray(sin_PxK2)[positions_BxL][:, None], jnp.asarray(cos_PxK2)[positions_BxL][:, None]
   x1, x2 = jnp.split(x_BxHxLxK.astype(jnp.float32), 2, axis=-1)
   return jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1).astype(x_BxHxLxK.dtype)
 
@@ -179,8 +193,9 @@ class Attention(nnx.Module):
 
     q_BxHxLxK, k_BxHxLxK, v_BxHxLxK = project(self.q_DxHxK), project(self.k_DxHxK), project(self.v_DxHxK)
     if cfg.position_encoding == "rope":
-      q_BxHxLxK = rotary(q_BxHxLxK, positions_BxL, cfg.rope_max_wavelength)
-      k_BxHxLxK = rotary(k_BxHxLxK, positions_BxL, cfg.rope_max_wavelength)
+      num_positions = length if cache is None else cache.k_BxHxSxK[layer].shape[2]
+      q_BxHxLxK = rotary(q_BxHxLxK, positions_BxL, cfg.rope_max_wavelength, num_positions)
+      k_BxHxLxK = rotary(k_BxHxLxK, positions_BxL, cfg.rope_max_wavelength, num_positions)
 
     if cache is None:
       q_index_L = k_index_S = jnp.arange(length)
