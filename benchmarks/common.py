@@ -10,7 +10,12 @@ which need only jax and optax.
 from __future__ import annotations
 
 import argparse
+import collections
 import dataclasses
+import glob
+import gzip
+import json
+import os
 import platform
 import statistics
 import time
@@ -157,6 +162,26 @@ def matmul_rate(dtype: str, n: int, reps: int = 10, compiler_options: dict | Non
                    compiler_options=compiler_options or None)
   timing = time_calls(lambda: matmul(a, b), warmup=2, steps=reps, sync=jax.block_until_ready)
   return 2 * n ** 3 / timing.median_s, timing
+
+
+def op_times(trace_dir: str, steps: int) -> list[tuple[str, float]]:
+  """(op, ms a step) from the newest perfetto trace under `trace_dir`, most time first.
+
+  Events of the executable's ops only (XLA fusions, dots, copies...), summed by name; on CPU an
+  op's event covers its work, except Eigen matmuls, which run asynchronously, so their time
+  shows up under the ops that wait for them."""
+  paths = sorted(glob.glob(os.path.join(trace_dir, "**", "*.trace.json.gz"), recursive=True), key=os.path.getmtime)
+  if not paths:
+    return []
+  with gzip.open(paths[-1]) as f:
+    trace = json.load(f)
+  events = trace["traceEvents"] if isinstance(trace, dict) else trace
+  total = collections.Counter()
+  for e in events:
+    name = e.get("name", "")
+    if e.get("ph") == "X" and not name.startswith(("$", "Thunk", "Pjit", "Common", "Parse", "Slinky")):
+      total[name] += e.get("dur", 0) / 1e3 / steps
+  return total.most_common()
 
 
 def default_matmul_size() -> int:

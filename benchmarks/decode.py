@@ -106,9 +106,9 @@ def main(argv=None) -> dict:
     else:
       agree = float("nan")
 
-    # Model FLOPs actually executed (PaLM counting, forward only): the cache decoder runs the
-    # prompt once, then one token per step over the whole cache; full recompute runs the
-    # whole buffer every step.
+    # Model FLOPs (PaLM counting, forward only): the cache decoder runs the prompt once, then
+    # one token per step over the whole cache; full recompute runs the whole buffer every step
+    # (its attention skips the key blocks causality masks whole: it computes less than counted).
     total = prompt_len + new
     cache_flops = args.batch * (prompt_len * common.forward_flops_per_token(cfg, total)
                                 + new * common.forward_flops_per_token(cfg, total))
@@ -131,8 +131,8 @@ def main(argv=None) -> dict:
   print(markdown_table(header, rows))
   print()
   print("- speedup = full recompute time / KV-cache time, same prompts, batch and new tokens; first call s = "
-        "tracing, compilation and one run (untimed); model GFLOP/s = forward FLOPs executed "
-        "(common.forward_flops_per_token; full recompute's attention over the whole buffer) / time")
+        "tracing, compilation and one run (untimed); model GFLOP/s = forward FLOPs "
+        "(common.forward_flops_per_token, attention over the whole buffer) / time")
   for r in results:
     if r["new"] >= 512:  # the target: 512-token scratchpads
       print(f"- target: KV cache >= 10x full recomputation at {r['new']} new tokens ({r['task']}): "

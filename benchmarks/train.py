@@ -183,9 +183,13 @@ def parse_args(argv=None):
   p.add_argument("--xla", action="append", default=[], metavar="OPTION=VALUE",
                  help="an XLA option for our step's compilation only, e.g. "
                       "--xla=xla_cpu_experimental_ynn_fusion_type= (repeatable)")
+  p.add_argument("--attention_block", type=int, default=transformer.ATTENTION_BLOCK,
+                 help="our model's causal query blocks (transformer.ATTENTION_BLOCK); 0: one block, "
+                      "every key computed")
   p.add_argument("--xla_defaults", action="store_true",
                  help="compile our step with XLA's defaults, not the trainer's compile_options")
-  p.add_argument("--profile", default="", help="write a jax.profiler trace of 3 of our steps to this directory")
+  p.add_argument("--profile", default="", help="write a jax.profiler trace of 3 of our steps to this directory "
+                 "and print the XLA ops that took the most time")
   p.add_argument("--json", default="", help="also write the results to this JSON file")
   args = p.parse_args(argv)
   bad = [m for m in args.torch.split(",") if m not in ("eager", "compile", "eager-sdpa", "compile-sdpa", "none", "")]
@@ -198,6 +202,14 @@ def parse_args(argv=None):
 
 def main(argv=None) -> dict:
   args = parse_args(argv)
+  saved, transformer.ATTENTION_BLOCK = transformer.ATTENTION_BLOCK, args.attention_block or 1 << 30
+  try:  # the block is read when our step is traced
+    return run(args)
+  finally:
+    transformer.ATTENTION_BLOCK = saved
+
+
+def run(args) -> dict:
   cfg = common.model_config(args)
   hp = common.TrainHParams()
   batch_np = common.synthetic_batch(args.batch, args.seq, cfg.vocab_size)
@@ -236,11 +248,15 @@ def main(argv=None) -> dict:
         f"{c.name} {1e3 * common.Timing(0, c.times_s).median_s:.1f} ms" for c in contenders if not c.error), flush=True)
 
   if args.profile:
-    jax.profiler.start_trace(args.profile)
+    jax.profiler.start_trace(args.profile, create_perfetto_trace=True)
     for _ in range(3):
       ours.sync(ours.step())
     jax.profiler.stop_trace()
-    print(f"profile of 3 steps written to {args.profile}")
+    print(f"profile of 3 steps written to {args.profile}; the XLA ops with the most time a step "
+          "(names as in the optimized HLO of XLA_FLAGS=--xla_dump_to=DIR):")
+    print(markdown_table(["op", "ms a step", "% of the step"],
+                         [[name, f"{ms:.1f}", f"{100 * ms / (1e3 * common.Timing(0, ours.times_s).median_s):.1f}"]
+                          for name, ms in common.op_times(args.profile, steps=3)[:15]]))
 
   rate_after = matmul_rates(matmul_dtype, matmul_n, args.matmul_reps, options)
   load_after = common.load_line()
@@ -281,7 +297,8 @@ def main(argv=None) -> dict:
         f"{cfg.d_model} x {args.seq} seq (PaLM); per step {flops_per_token * tokens_per_step / 1e9:.2f} GFLOP, "
         f"XLA's cost analysis of our step {xla_flops / 1e9:.2f} GFLOP")
   print(f"- ours: {args.rounds} rounds x {args.steps} steps after compilation ({compile_s:.1f}s) and "
-        f"{args.warmup} warm-up steps; synthetic batch, one segment per row"
+        f"{args.warmup} warm-up steps; synthetic batch, one segment per row; attention blocks of "
+        f"{args.attention_block or 'the whole sequence'}"
         + (f"; XLA options {options}" if options else "; XLA's default options"))
   if modes:
     try:

@@ -45,10 +45,14 @@ def test_the_decode_benchmark_times_both_decoders_which_agree(capsys):
   assert "| tiny | 16     | 32  | KV cache" in capsys.readouterr().out
 
 
-def test_the_train_benchmark_prints_its_table_and_targets(capsys):
-  train_bench.main([*TINY, "--seq=32", "--batch=4", "--steps=2", "--rounds=1", "--torch=none"])
+def test_the_train_benchmark_prints_its_table_targets_and_profile(capsys, tmp_path):
+  train_bench.main([*TINY, "--seq=32", "--batch=4", "--steps=2", "--rounds=1", "--torch=none",
+                    f"--profile={tmp_path}"])
   out = capsys.readouterr().out
   assert "| JAX/Flax (ours)" in out and "matmul rate:" in out and "FLOPs/token = 6 x" in out
+  ops = common.op_times(str(tmp_path), steps=3)
+  assert ops and all(ms >= 0 for _, ms in ops)
+  assert f"| {ops[0][0]} " in out  # the op with the most time heads the printed table
 
 
 def test_the_pytorch_model_is_ours_layer_for_layer():
