@@ -74,14 +74,12 @@ def device_line() -> str:
   kind = getattr(d, "device_kind", d.platform)
   cores = ""
   if d.platform == "cpu":
-    import os
     cores = f", {os.cpu_count()} logical cores, {platform.processor() or platform.machine()}"
   return f"{d.platform} ({kind}{cores}) x{jax.device_count()}; jax {jax.__version__}"
 
 
 def load_line() -> str:
   """The 1-minute load average against the cores: a busy machine makes every timing here noisy."""
-  import os
   try:
     return f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"
   except OSError:
@@ -104,8 +102,9 @@ def train_flops_per_token(cfg: transformer.ModelConfig, seq_len: int) -> float:
       6 * N  +  12 * n_layers * d_model * T
 
   N = `matmul_params` (2 FLOPs per multiply-add, x3 for forward + backward), and the
-  attention's two matmuls QK^T and PV over the full T x T score matrix (not halved for the
-  causal mask: the model computes every score, as PaLM counts). Rematerialisation and
+  attention's two matmuls QK^T and PV over the full T x T score matrix, as PaLM counts (not
+  halved for the causal mask; above `transformer.ATTENTION_BLOCK` the model skips the key
+  blocks the mask covers whole, so it computes less than this). Rematerialisation and
   elementwise work (norms, softmax, GELU, RoPE, AdamW) are not counted: this is MFU, not HFU.
   """
   return 6 * matmul_params(cfg) + 12 * cfg.num_layers * cfg.d_model * seq_len

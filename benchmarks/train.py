@@ -254,8 +254,9 @@ def run(args) -> dict:
     jax.profiler.stop_trace()
     print(f"profile of 3 steps written to {args.profile}; the XLA ops with the most time a step "
           "(names as in the optimized HLO of XLA_FLAGS=--xla_dump_to=DIR):")
+    step_ms = 1e3 * common.Timing(0, ours.times_s).median_s
     print(markdown_table(["op", "ms a step", "% of the step"],
-                         [[name, f"{ms:.1f}", f"{100 * ms / (1e3 * common.Timing(0, ours.times_s).median_s):.1f}"]
+                         [[name, f"{ms:.1f}", f"{100 * ms / step_ms:.1f}"]
                           for name, ms in common.op_times(args.profile, steps=3)[:15]]))
 
   rate_after = matmul_rates(matmul_dtype, matmul_n, args.matmul_reps, options)

@@ -105,7 +105,7 @@ def evaluations(run: Run) -> dict[str, int | None]:
 
 
 def is_done(run: Run) -> bool:
-  return all(os.path.exists(os.path.join(run.workdir, f"{n}.json")) for n in evaluations(run))
+  return all(os.path.exists(evaluator.results_path(run.workdir, n)) for n in evaluations(run))
 
 
 def execute(run: Run, cfg: ml_collections.ConfigDict | None = None):
@@ -114,7 +114,7 @@ def execute(run: Run, cfg: ml_collections.ConfigDict | None = None):
   cfg = cfg or run.config()
   names = evaluations(run)
   if cfg.eval.splits and is_done(run):
-    return cfg, {n: evaluator.read_json(os.path.join(run.workdir, f"{n}.json")) for n in names}
+    return cfg, {n: evaluator.read_json(evaluator.results_path(run.workdir, n)) for n in names}
   state, _ = trainer.train(cfg, run.workdir)
   if jax.process_index() == 0:
     evaluator.write_json(os.path.join(run.workdir, report.RUN_FILE),

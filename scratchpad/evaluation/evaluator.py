@@ -118,6 +118,11 @@ def read_json(path: str):
     return json.load(f)
 
 
+def results_path(workdir: str, name: str = "results") -> str:
+  """Where `evaluate(..., name=name)` writes its metrics: WORKDIR/NAME.json."""
+  return os.path.join(workdir, f"{name}.json")
+
+
 def evaluate(cfg, workdir: str, graphdef, params, num_pauses: int | None = None,
              name: str = "results") -> dict[str, dict[str, float]]:
   """Evaluates every split of `cfg.eval.splits` on `config.eval_task(cfg, num_pauses)`.
@@ -140,7 +145,7 @@ def evaluate(cfg, workdir: str, graphdef, params, num_pauses: int | None = None,
       with open(os.path.join(workdir, "predictions", f"{prefix}{split}.jsonl"), "w") as f:
         f.writelines(json.dumps(r) + "\n" for r in records)
   if writer:
-    write_json(os.path.join(workdir, f"{name}.json"), results)
+    write_json(results_path(workdir, name), results)
   return results
 
 

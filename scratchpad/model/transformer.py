@@ -158,13 +158,13 @@ def dot_product_attention(q_BxHxLxK, k_BxHxSxK, v_BxHxSxK, mask_BxLxS):
 
 
 def causal_block_attention(q_BxHxLxK, k_BxHxLxK, v_BxHxLxK, mask_BxLxL, block: int):
-  """`dot_product_attention` for causal self-attention, by query blocks of `block`: keys past a block's end
-  are masked for all its queries, so skipping them changes nothing but the work (3/4 of it
-  with 2 blocks, 5/8 with 4)."""
+  """`dot_product_attention` for causal self-attention, by query blocks of `block`: keys past a
+  block's end are masked for all its queries, so skipping them changes nothing but the work
+  (3/4 of it with 2 blocks, 5/8 with 4)."""
   length = q_BxHxLxK.shape[2]
   return jnp.concatenate([
       dot_product_attention(q_BxHxLxK[:, :, start:start + block], k_BxHxLxK[:, :, :start + block],
-                v_BxHxLxK[:, :, :start + block], mask_BxLxL[:, start:start + block, :start + block])
+                            v_BxHxLxK[:, :, :start + block], mask_BxLxL[:, start:start + block, :start + block])
       for start in range(0, length, block)], axis=2)
 
 
