@@ -19,6 +19,7 @@ What it measures, in one process:
     `scratchpad.train.trainer.Setup.train_step_fn` jitted on one device with the state
     donated and the trainer's `compile_options` — on a fixed synthetic batch (one segment per row, every position a target);
   * the PyTorch model of `benchmarks.torch_model` on the same batch, eager and torch.compile;
+  * a bound: our step's matmuls alone in one program (`matmuls_alone`; `--no-matmuls_alone` skips it);
 each timed after its compilation and `--warmup` steps, `--steps` timed steps per round, the
 contenders alternating for `--rounds` rounds (so a busy machine slows them alike); the
 median step time over all rounds.
@@ -43,6 +44,7 @@ import time
 import traceback
 
 import jax
+import numpy as np
 from flax import nnx
 
 from benchmarks import common
@@ -53,18 +55,21 @@ from scratchpad.train import compile_options, optim
 
 # --------------------------------------------------------------------------- ours
 
+def trainer_step(cfg: transformer.ModelConfig, hp: common.TrainHParams, seed: int = 0):
+  """The trainer's step (scratchpad.train.optim) on one device, no mesh shardings:
+  (train_step(state, batch) -> (state, metrics), init_state() -> state)."""
+  abstract_model = nnx.eval_shape(lambda: transformer.Transformer(cfg, nnx.Rngs(seed)))
+  graphdef, _ = nnx.split(abstract_model, nnx.Param)
+  tx = optim.make_optimizer(hp)
+  return functools.partial(optim.train_step, graphdef, tx), functools.partial(optim.init_state, cfg, tx, seed)
+
+
 def jax_train_step(cfg: transformer.ModelConfig, hp: common.TrainHParams, batch: dict, seed: int = 0,
                    compiler_options: dict | None = None):
   """The trainer's train step on one device: returns (step_fn() -> outputs, compile seconds, XLA FLOPs).
 
   `compiler_options`: the XLA options to compile it with (the trainer's, `--xla` flags)."""
-  abstract_model = nnx.eval_shape(lambda: transformer.Transformer(cfg, nnx.Rngs(seed)))
-  graphdef, _ = nnx.split(abstract_model, nnx.Param)
-  tx = optim.make_optimizer(hp)
-  # The trainer's step (scratchpad.train.optim), on one device: no mesh shardings.
-  init_state = functools.partial(optim.init_state, cfg, tx, seed)
-  train_step = functools.partial(optim.train_step, graphdef, tx)
-
+  train_step, init_state = trainer_step(cfg, hp, seed)
   state = jax.jit(init_state)()
   batch = jax.device_put(batch)
   start = time.perf_counter()
@@ -80,6 +85,61 @@ def jax_train_step(cfg: transformer.ModelConfig, hp: common.TrainHParams, batch:
     return holder[0], metrics
 
   return step, compile_s, xla_flops
+
+
+def step_matmuls(fn, *args) -> list:
+  """Every dot_general `fn(*args)` computes (forward and backward: its jaxpr is traced through
+  jax.grad), sub-jaxprs included; a scan's body counts `length` times."""
+  def walk(jaxpr, times):
+    for eqn in jaxpr.eqns:
+      if eqn.primitive is jax.lax.dot_general_p:
+        yield from [eqn] * times
+      inner = times * eqn.params.get("length", 1) if eqn.primitive.name == "scan" else times
+      for value in eqn.params.values():
+        for sub in value if isinstance(value, (list, tuple)) else [value]:
+          sub = getattr(sub, "jaxpr", sub)  # a ClosedJaxpr's Jaxpr
+          if hasattr(sub, "eqns"):
+            yield from walk(sub, inner)
+  return list(walk(jax.make_jaxpr(fn)(*args).jaxpr, 1))
+
+
+def matmuls_alone(cfg: transformer.ModelConfig, hp: common.TrainHParams, batch: dict,
+                  compiler_options: dict | None = None):
+  """A bound under our step: all of its matmuls, the same shapes, dimension numbers and
+  precision, alone in one compiled program: nothing else to do and no dependencies between
+  them, so the runtime overlaps them as it likes. Returns (step_fn, the matmuls' jaxpr
+  equations, the compiled program).
+
+  Our step takes this long plus its softmax, norms, GELU, RoPE, loss and AdamW, so the time
+  says how near the step is to the device's matmul kernels, and no step made of these kernels
+  runs faster than it."""
+  train_step, init_state = trainer_step(cfg, hp)
+  eqns = step_matmuls(train_step, jax.eval_shape(init_state), batch)
+  operand = {}  # one random array per shape and dtype, read by every matmul that takes it
+  rng = np.random.default_rng(0)
+  for aval in (v.aval for eqn in eqns for v in eqn.invars):
+    key = (aval.shape, str(aval.dtype))
+    if key not in operand:
+      operand[key] = jax.device_put(rng.standard_normal(aval.shape, np.float32).astype(aval.dtype))
+  keys = sorted(operand, key=str)
+  pairs = [tuple(keys.index((v.aval.shape, str(v.aval.dtype))) for v in eqn.invars) for eqn in eqns]
+
+  def all_matmuls(*arrays):
+    return [jax.lax.dot_general_p.bind(arrays[i], arrays[j], **eqn.params) for (i, j), eqn in zip(pairs, eqns)]
+
+  # Matmuls of the same operands would be merged into one by common-subexpression elimination.
+  options = dict(compiler_options or {})
+  options["xla_disable_hlo_passes"] = ",".join(filter(None, [options.get("xla_disable_hlo_passes"), "cse"]))
+  arrays = [operand[k] for k in keys]
+  compiled = jax.jit(all_matmuls).lower(*arrays).compile(options)
+  return (lambda: compiled(*arrays)), eqns, compiled
+
+
+def matmul_flops(eqns) -> float:
+  """FLOPs of dot_general equations: 2 x output elements x contracted size."""
+  return float(sum(2 * np.prod(eqn.outvars[0].aval.shape, dtype=np.float64)
+                   * np.prod([eqn.invars[0].aval.shape[d] for d in eqn.params["dimension_numbers"][0][0]])
+                   for eqn in eqns))
 
 
 # --------------------------------------------------------------------------- contenders
@@ -98,6 +158,8 @@ def torch_contenders(modes: list[str], cfg, hp, batch, seq: int, adamw: str, thr
   """One Contender per mode ("eager", "compile", "eager-sdpa", "compile-sdpa"); a failure
   (PyTorch missing, no matching device, torch.compile unavailable) is recorded, not raised."""
   out = []
+  if not modes:
+    return out
   try:
     import torch
   except ImportError as e:
@@ -190,6 +252,8 @@ def parse_args(argv=None):
                  help="compile our step with XLA's defaults, not the trainer's compile_options")
   p.add_argument("--profile", default="", help="write a jax.profiler trace of 3 of our steps to this directory "
                  "and print the XLA ops that took the most time")
+  p.add_argument("--matmuls_alone", action=argparse.BooleanOptionalAction, default=True,
+                 help="also time our step's matmuls alone in one program (matmuls_alone), a bound on the step")
   p.add_argument("--json", default="", help="also write the results to this JSON file")
   args = p.parse_args(argv)
   bad = [m for m in args.torch.split(",") if m not in ("eager", "compile", "eager-sdpa", "compile-sdpa", "none", "")]
@@ -233,6 +297,13 @@ def run(args) -> dict:
   print(f"ours: compiled in {compile_s:.1f}s", flush=True)
   modes = [m for m in args.torch.split(",") if m and m != "none"]
   contenders = [ours] + torch_contenders(modes, cfg, hp, batch_np, args.seq, args.torch_adamw, args.torch_threads)
+  if args.matmuls_alone:
+    alone, alone_eqns = Contender(MATMULS_ALONE, sync=jax.block_until_ready), []
+    try:  # e.g. out of memory: every matmul's output is live at the end of the program
+      alone.step, alone_eqns, _ = matmuls_alone(cfg, hp, batch_np, compiler_options=options)
+    except Exception as e:  # noqa: BLE001 - report, do not crash
+      alone.error = _reason(e)
+    contenders.append(alone)
 
   for c in contenders:
     if not c.error:
@@ -294,6 +365,14 @@ def run(args) -> dict:
   torch_rate = _torch_matmul_rate(matmul_n, matmul_dtype, modes, contenders, args.matmul_reps)
   if torch_rate:
     print(f"- PyTorch's matmul rate, same shape (for reference): {torch_rate / 1e12:.4f} TFLOP/s")
+  if args.matmuls_alone and not alone.error:
+    alone_s = common.Timing(0, alone.times_s).median_s
+    ours_s = common.Timing(0, ours.times_s).median_s
+    flops = matmul_flops(alone_eqns)
+    print(f"- {MATMULS_ALONE}: the {len(alone_eqns)} matmuls of our step ({flops / 1e9:.2f} GFLOP), nothing else, "
+          f"in one program (`matmuls_alone`): {1e3 * alone_s:.1f} ms, {flops / alone_s / 1e12:.4f} TFLOP/s. "
+          f"Our step spends {1e3 * (ours_s - alone_s):.1f} ms ({100 * (1 - alone_s / ours_s):.0f}%) more on everything "
+          "else; no step made of these matmul kernels runs faster than this row")
   print(f"- FLOPs/token = 6 x {common.matmul_params(cfg):,} matmul parameters + 12 x {cfg.num_layers} layers x "
         f"{cfg.d_model} x {args.seq} seq (PaLM); per step {flops_per_token * tokens_per_step / 1e9:.2f} GFLOP, "
         f"XLA's cost analysis of our step {xla_flops / 1e9:.2f} GFLOP")
@@ -331,6 +410,9 @@ def format_rates(rates: dict[str, float]) -> str:
   return ", ".join(f"{rate / 1e12:.4f} TFLOP/s ({name})" for name, rate in rates.items())
 
 
+MATMULS_ALONE = "bound: our step's matmuls alone"
+
+
 REFERENCE = dict(zip(("num_layers", "d_model", "num_heads", "mlp_dim"), common.SIZES["reference"]),
                  vocab_size=common.BYTE_VOCAB_SIZE)
 
@@ -345,7 +427,11 @@ def targets(results: list[dict], cfg, args) -> str:
   parts = [f"MFU {100 * ours['mfu']:.1f}% (target >= 60%: {'met' if ours['mfu'] >= 0.6 else 'missed'})"]
   if eager:
     ratio = eager["ours_over_this"]
-    parts.insert(0, f"ours / PyTorch eager {ratio:.2f}x (target >= 1.3x: {'met' if ratio >= 1.3 else 'missed'})")
+    bound = next((f"; the matmuls alone run at {ratio / r['ours_over_this']:.2f}x PyTorch eager's step, the most "
+                  "any step of these kernels could reach)" for r in results if r["name"] == MATMULS_ALONE
+                  and "error" not in r), ")")
+    parts.insert(0, f"ours / PyTorch eager {ratio:.2f}x (target >= 1.3x: {'met' if ratio >= 1.3 else 'missed'}"
+                 + bound)
   return f"targets, {where}: " + "; ".join(parts)
 
 

@@ -4,6 +4,7 @@
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 
@@ -12,6 +13,7 @@ from benchmarks import train as train_bench
 from conftest import ROOT
 from scratchpad import config as config_lib
 from scratchpad.model import transformer
+from scratchpad.train import compile_options
 
 TINY = ["--layers=1", "--d_model=32", "--heads=4", "--mlp_dim=64"]
 
@@ -29,6 +31,29 @@ def test_the_flops_formula_agrees_with_xlas_count_of_the_step():
   _, _, xla_flops = train_bench.jax_train_step(cfg, common.TrainHParams(), common.synthetic_batch(batch, seq, 264))
   counted = common.train_flops_per_token(cfg, seq) * seq * batch
   assert 0.85 < counted / xla_flops < 1.05  # XLA also counts softmax, norms and AdamW, which MFU leaves out
+
+
+@pytest.mark.parametrize("block", [None, 16])
+def test_the_matmuls_alone_are_the_steps_flops_each_one_compiled(monkeypatch, block):
+  """Forward and backward, our step's matmuls are PaLM's count (attention in full); causal query
+  blocks skip (n - 1) / 2n of attention's. XLA compiles every one of them, none merged."""
+  if block:
+    monkeypatch.setattr(transformer, "ATTENTION_BLOCK", block)
+  cfg = transformer.ModelConfig(vocab_size=264, num_layers=2, d_model=32, num_heads=4, mlp_dim=64)
+  seq, batch = 64, 2
+  _, eqns, compiled = train_bench.matmuls_alone(cfg, common.TrainHParams(), common.synthetic_batch(batch, seq, 264),
+                                                compile_options.train_step("cpu"))
+  n = seq // block if block else 1
+  attention = 12 * cfg.num_layers * cfg.d_model * seq * (n + 1) / (2 * n)
+  assert train_bench.matmul_flops(eqns) == pytest.approx((6 * common.matmul_params(cfg) + attention) * seq * batch)
+  assert len(eqns) == 3 + cfg.num_layers * (18 + 6 * n)  # unembedding; 6 projections, 2 attention matmuls per block, x3
+  assert compiled.as_text().count(" dot(") == len(eqns)
+
+
+def test_step_matmuls_counts_a_scans_body_once_a_step():
+  def f(w_DxD, x_D):
+    return jax.lax.scan(lambda x, _: (x @ w_DxD, None), x_D, length=5)[0]
+  assert len(train_bench.step_matmuls(f, np.eye(3, dtype=np.float32), np.ones(3, np.float32))) == 5
 
 
 def test_the_benchmarks_import_no_tensorflow_or_seqio():
@@ -50,6 +75,7 @@ def test_the_train_benchmark_prints_its_table_targets_and_profile(capsys, tmp_pa
                     f"--profile={tmp_path}"])
   out = capsys.readouterr().out
   assert "| JAX/Flax (ours)" in out and "matmul rate:" in out and "FLOPs/token = 6 x" in out
+  assert f"| {train_bench.MATMULS_ALONE} |" in out and "matmuls of our step" in out
   ops = common.op_times(str(tmp_path), steps=3)
   assert ops and all(ms >= 0 for _, ms in ops)
   assert f"| {ops[0][0]} " in out  # the op with the most time heads the printed table
