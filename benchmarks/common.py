@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from scratchpad.model import transformer
+from scratchpad.train import host_memory
 
 # The byte vocabulary (scratchpad.tasks.vocabulary): 256 bytes + 6 special ids = 262,
 # padded to a multiple of 8 as `scratchpad.config.padded_vocab_size` does.
@@ -49,6 +50,20 @@ def add_model_flags(parser: argparse.ArgumentParser, default_size: str = "refere
   g.add_argument("--vocab", type=int, default=BYTE_VOCAB_SIZE, help="padded vocabulary (bytes: 264)")
   g.add_argument("--dtype", default=None, choices=transformer.DTYPES,
                  help="compute dtype (parameters stay float32); default float32 on CPU, bfloat16 on GPU/TPU")
+
+
+def add_host_memory_flag(parser: argparse.ArgumentParser) -> None:
+  parser.add_argument("--host_memory", default="keep", choices=("keep", "default"),
+                      help="keep: as the trainer runs, a CPU step's memory kept mapped between steps "
+                           "(scratchpad.train.host_memory), for every contender in the process; "
+                           "default: glibc's and JAX's defaults")
+
+
+def set_host_memory(args) -> str:
+  """Applies --host_memory (before JAX starts its backends); returns it in words."""
+  if args.host_memory == "keep" and host_memory.keep():
+    return "host memory kept between steps (glibc no mmap/trim, JAX CPU dispatch on the caller)"
+  return "glibc's and JAX's default host memory"
 
 
 def model_config(args) -> transformer.ModelConfig:

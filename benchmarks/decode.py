@@ -51,6 +51,7 @@ def parse_args(argv=None):
   p.add_argument("--full_steps", type=int, default=None,
                  help="time full recomputation over this many steps and scale (0: all; default all on "
                       "GPU/TPU, 16 on CPU)")
+  common.add_host_memory_flag(p)
   p.add_argument("--json", default="", help="also write the results to this JSON file")
   return p.parse_args(argv)
 
@@ -63,6 +64,7 @@ def prompts(batch: int, length: int, vocab: int, seed: int = 0):
 
 def main(argv=None) -> dict:
   args = parse_args(argv)
+  memory = common.set_host_memory(args)
   cfg = common.model_config(args)
   model = transformer.Transformer(cfg, nnx.Rngs(0))
   graphdef, params = nnx.split(model, nnx.Param)
@@ -75,7 +77,7 @@ def main(argv=None) -> dict:
 
   print(f"# Greedy decoding: {common.describe(cfg)}")
   print(f"batch {args.batch}, eos never emitted (every call decodes max_new_tokens); {common.device_line()}; "
-        f"{common.load_line()}", flush=True)
+        f"{common.load_line()}; {memory}", flush=True)
   header = ["task", "prompt", "new", "decoder", "first call s", "median s", "examples/s", "tokens/s",
             "model GFLOP/s", "speedup"]
   rows, results = [], []

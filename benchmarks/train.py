@@ -22,7 +22,7 @@ What it measures, in one process:
   * a bound: our step's matmuls alone in one program (`matmuls_alone`; `--no-matmuls_alone` skips it);
 each timed after its compilation and `--warmup` steps, `--steps` timed steps per round, the
 contenders alternating for `--rounds` rounds (so a busy machine slows them alike); the
-median step time over all rounds.
+median step time over all rounds. The bound runs after the rounds, as many times.
 
 Columns: tokens/s = batch * seq / median step; FLOPs/token = `common.train_flops_per_token`
 (PaLM's 6N + 12 * layers * d_model * seq); TFLOP/s = FLOPs/token * tokens/s; MFU = that
@@ -35,6 +35,10 @@ import os
 
 # Before jax initialises a GPU: do not grab 75% of its memory, PyTorch runs beside it.
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+# Before PyTorch loads OpenMP: its threads, left spinning after each of its steps, would take
+# the cores from the contender timed next in this process (our CPU step ran 1530-1750 ms
+# instead of a steady 1530; PyTorch's own step is the same either way, benchmarks/NOTES.md).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
 import dataclasses
@@ -254,6 +258,7 @@ def parse_args(argv=None):
                  "and print the XLA ops that took the most time")
   p.add_argument("--matmuls_alone", action=argparse.BooleanOptionalAction, default=True,
                  help="also time our step's matmuls alone in one program (matmuls_alone), a bound on the step")
+  common.add_host_memory_flag(p)
   p.add_argument("--json", default="", help="also write the results to this JSON file")
   args = p.parse_args(argv)
   bad = [m for m in args.torch.split(",") if m not in ("eager", "compile", "eager-sdpa", "compile-sdpa", "none", "")]
@@ -266,6 +271,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> dict:
   args = parse_args(argv)
+  args.memory = common.set_host_memory(args)
   saved, transformer.ATTENTION_BLOCK = transformer.ATTENTION_BLOCK, args.attention_block or 1 << 30
   try:  # the block is read when our step is traced
     return run(args)
@@ -284,7 +290,7 @@ def run(args) -> dict:
 
   print(f"# Training step: {common.describe(cfg)}")
   print(f"seq {args.seq}, batch {args.batch} ({tokens_per_step:,} tokens/step), AdamW; {common.device_line()}; "
-        f"{common.load_line()}", flush=True)
+        f"{common.load_line()}; {args.memory}", flush=True)
 
   options = {} if args.xla_defaults else compile_options.train_step(jax.default_backend())
   options.update(o.split("=", 1) for o in args.xla)
@@ -297,13 +303,6 @@ def run(args) -> dict:
   print(f"ours: compiled in {compile_s:.1f}s", flush=True)
   modes = [m for m in args.torch.split(",") if m and m != "none"]
   contenders = [ours] + torch_contenders(modes, cfg, hp, batch_np, args.seq, args.torch_adamw, args.torch_threads)
-  if args.matmuls_alone:
-    alone, alone_eqns = Contender(MATMULS_ALONE, sync=jax.block_until_ready), []
-    try:  # e.g. out of memory: every matmul's output is live at the end of the program
-      alone.step, alone_eqns, _ = matmuls_alone(cfg, hp, batch_np, compiler_options=options)
-    except Exception as e:  # noqa: BLE001 - report, do not crash
-      alone.error = _reason(e)
-    contenders.append(alone)
 
   for c in contenders:
     if not c.error:
@@ -317,6 +316,18 @@ def run(args) -> dict:
         run_round(c, args.steps)
     print(f"round {r + 1}/{args.rounds}: " + ", ".join(
         f"{c.name} {1e3 * common.Timing(0, c.times_s).median_s:.1f} ms" for c in contenders if not c.error), flush=True)
+
+  if args.matmuls_alone:  # after the rounds: its ~1 GB of outputs would disturb the steps after it
+    alone, alone_eqns = Contender(MATMULS_ALONE, sync=jax.block_until_ready), []
+    try:  # e.g. out of memory: every matmul's output is live at the end of the program
+      alone.step, alone_eqns, _ = matmuls_alone(cfg, hp, batch_np, compiler_options=options)
+      warm_up(alone, args.warmup)
+      run_round(alone, args.rounds * args.steps)
+    except Exception as e:  # noqa: BLE001 - report, do not crash
+      alone.error = _reason(e)
+    print(f"{MATMULS_ALONE}: " + (f"FAILED: {alone.error}" if alone.error else
+                                  f"{1e3 * common.Timing(0, alone.times_s).median_s:.1f} ms"), flush=True)
+    contenders.append(alone)
 
   if args.profile:
     jax.profiler.start_trace(args.profile, create_perfetto_trace=True)
@@ -389,7 +400,7 @@ def run(args) -> dict:
   print("- " + targets(results, cfg, args))
 
   summary = {"config": {**dataclasses.asdict(cfg), "seq": args.seq, "batch": args.batch},
-             "device": common.device_line(), "matmul_flop_per_s": rate, "matmul_before": rate_before,
+             "device": common.device_line(), "host_memory": args.memory, "matmul_flop_per_s": rate, "matmul_before": rate_before,
              "matmul_after": rate_after, "flops_per_token": flops_per_token, "xla_flops_per_step": xla_flops,
              "results": results}
   if args.json:

@@ -228,6 +228,8 @@ def run(argv: list[str]) -> None:
   rest, overrides = split_overrides(argv)
   args = _parser().parse_args(rest)
   if args.command != "trace":
+    from scratchpad.train import host_memory
+    host_memory.keep()  # before JAX starts its backends
     _import_tensorflow_quietly()
   if args.distributed:
     import jax

@@ -9,6 +9,10 @@ import pathlib  # noqa: E402
 
 import pytest  # noqa: E402
 
+from scratchpad.train import host_memory  # noqa: E402
+
+host_memory.keep()  # as the command line does, before any test starts JAX's backends
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
