@@ -119,14 +119,12 @@ def matmuls_alone(cfg: transformer.ModelConfig, hp: common.TrainHParams, batch: 
   runs faster than it."""
   train_step, init_state = trainer_step(cfg, hp)
   eqns = step_matmuls(train_step, jax.eval_shape(init_state), batch)
-  operand = {}  # one random array per shape and dtype, read by every matmul that takes it
+  # One random array per operand shape and dtype, read by every matmul that takes it.
+  avals = {(v.aval.shape, v.aval.dtype): v.aval for eqn in eqns for v in eqn.invars}
+  index = {key: i for i, key in enumerate(avals)}
   rng = np.random.default_rng(0)
-  for aval in (v.aval for eqn in eqns for v in eqn.invars):
-    key = (aval.shape, str(aval.dtype))
-    if key not in operand:
-      operand[key] = jax.device_put(rng.standard_normal(aval.shape, np.float32).astype(aval.dtype))
-  keys = sorted(operand, key=str)
-  pairs = [tuple(keys.index((v.aval.shape, str(v.aval.dtype))) for v in eqn.invars) for eqn in eqns]
+  arrays = [jax.device_put(rng.standard_normal(a.shape, np.float32).astype(a.dtype)) for a in avals.values()]
+  pairs = [tuple(index[v.aval.shape, v.aval.dtype] for v in eqn.invars) for eqn in eqns]
 
   def all_matmuls(*arrays):
     return [jax.lax.dot_general_p.bind(arrays[i], arrays[j], **eqn.params) for (i, j), eqn in zip(pairs, eqns)]
@@ -134,7 +132,6 @@ def matmuls_alone(cfg: transformer.ModelConfig, hp: common.TrainHParams, batch: 
   # Matmuls of the same operands would be merged into one by common-subexpression elimination.
   options = dict(compiler_options or {})
   options["xla_disable_hlo_passes"] = ",".join(filter(None, [options.get("xla_disable_hlo_passes"), "cse"]))
-  arrays = [operand[k] for k in keys]
   compiled = jax.jit(all_matmuls).lower(*arrays).compile(options)
   return (lambda: compiled(*arrays)), eqns, compiled
 
@@ -400,8 +397,8 @@ def run(args) -> dict:
   print("- " + targets(results, cfg, args))
 
   summary = {"config": {**dataclasses.asdict(cfg), "seq": args.seq, "batch": args.batch},
-             "device": common.device_line(), "host_memory": args.memory, "matmul_flop_per_s": rate, "matmul_before": rate_before,
-             "matmul_after": rate_after, "flops_per_token": flops_per_token, "xla_flops_per_step": xla_flops,
+             "device": common.device_line(), "host_memory": args.memory, "matmul_flop_per_s": rate,
+             "matmul_before": rate_before, "matmul_after": rate_after, "flops_per_token": flops_per_token, "xla_flops_per_step": xla_flops,
              "results": results}
   if args.json:
     with open(args.json, "w") as f:

@@ -27,8 +27,7 @@ _M_TRIM_THRESHOLD = -1  # glibc's mallopt parameters (malloc.h)
 _M_MMAP_MAX = -4
 _NEVER = 2 ** 31 - 1  # mallopt takes an int
 
-
-_kept = False
+_kept = False  # whether keep() took effect in this process
 
 
 def keep() -> bool:
@@ -36,19 +35,14 @@ def keep() -> bool:
 
   Call it before JAX starts its backends (the first computation or device query), as the
   command line and the benchmarks do: afterwards JAX's CPU dispatch can no longer change, and
-  this returns `kept()` and changes nothing. False also where the C library is not glibc and
-  where `SCRATCHPAD_HOST_MEMORY=default`."""
+  this returns what an earlier call did and changes nothing. False also where the C library is
+  not glibc and where `SCRATCHPAD_HOST_MEMORY=default`."""
   global _kept
   if os.environ.get("SCRATCHPAD_HOST_MEMORY", "") == "default" or not _is_glibc() or _backends_started():
     return _kept
   jax.config.update("jax_cpu_enable_async_dispatch", False)
   libc = ctypes.CDLL(None)
   _kept = bool(libc.mallopt(_M_MMAP_MAX, 0)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, _NEVER))
-  return _kept
-
-
-def kept() -> bool:
-  """Whether `keep()` took effect in this process."""
   return _kept
 
 
