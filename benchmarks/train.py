@@ -398,8 +398,8 @@ def run(args) -> dict:
 
   summary = {"config": {**dataclasses.asdict(cfg), "seq": args.seq, "batch": args.batch},
              "device": common.device_line(), "host_memory": args.memory, "matmul_flop_per_s": rate,
-             "matmul_before": rate_before, "matmul_after": rate_after, "flops_per_token": flops_per_token, "xla_flops_per_step": xla_flops,
-             "results": results}
+             "matmul_before": rate_before, "matmul_after": rate_after, "flops_per_token": flops_per_token,
+             "xla_flops_per_step": xla_flops, "results": results}
   if args.json:
     with open(args.json, "w") as f:
       json.dump(summary, f, indent=1)
