@@ -118,7 +118,7 @@ def train_flops_per_token(cfg: transformer.ModelConfig, seq_len: int) -> float:
 
   N = `matmul_params` (2 FLOPs per multiply-add, x3 for forward + backward), and the
   attention's two matmuls QK^T and PV over the full T x T score matrix, as PaLM counts (not
-  halved for the causal mask; above `transformer.ATTENTION_BLOCK` the model skips the key
+  halved for the causal mask; above `transformer.attention_block` the model skips the key
   blocks the mask covers whole, so it computes less than this). Rematerialisation and
   elementwise work (norms, softmax, GELU, RoPE, AdamW) are not counted: this is MFU, not HFU.
   """

@@ -246,9 +246,9 @@ def parse_args(argv=None):
   p.add_argument("--xla", action="append", default=[], metavar="OPTION=VALUE",
                  help="an XLA option for our step's compilation only, e.g. "
                       "--xla=xla_cpu_experimental_ynn_fusion_type= (repeatable)")
-  p.add_argument("--attention_block", type=int, default=transformer.ATTENTION_BLOCK,
-                 help="our model's causal query blocks (transformer.ATTENTION_BLOCK); 0: one block, "
-                      "every key computed")
+  p.add_argument("--attention_block", type=int, default=None,
+                 help="our model's causal query block (default: transformer.attention_block, by sequence "
+                      "length); 0: one block, every key computed")
   p.add_argument("--xla_defaults", action="store_true",
                  help="compile our step with XLA's defaults, not the trainer's compile_options")
   p.add_argument("--profile", default="", help="write a jax.profiler trace of 3 of our steps to this directory "
@@ -269,7 +269,8 @@ def parse_args(argv=None):
 def main(argv=None) -> dict:
   args = parse_args(argv)
   args.memory = common.set_host_memory(args)
-  saved, transformer.ATTENTION_BLOCK = transformer.ATTENTION_BLOCK, args.attention_block or 1 << 30
+  block = {None: transformer.ATTENTION_BLOCK, 0: 1 << 30}.get(args.attention_block, args.attention_block)
+  saved, transformer.ATTENTION_BLOCK = transformer.ATTENTION_BLOCK, block
   try:  # the block is read when our step is traced
     return run(args)
   finally:
@@ -386,7 +387,7 @@ def run(args) -> dict:
         f"XLA's cost analysis of our step {xla_flops / 1e9:.2f} GFLOP")
   print(f"- ours: {args.rounds} rounds x {args.steps} steps after compilation ({compile_s:.1f}s) and "
         f"{args.warmup} warm-up steps; synthetic batch, one segment per row; attention blocks of "
-        f"{args.attention_block or 'the whole sequence'}"
+        f"{min(args.seq, transformer.attention_block(args.seq))}"
         + (f"; XLA options {options}" if options else "; XLA's default options"))
   if modes:
     try:

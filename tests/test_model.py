@@ -75,6 +75,35 @@ def test_packed_segments_equal_separate_sequences():
   np.testing.assert_allclose(logits[:, 5:], forward(graphdef, params, jnp.asarray(b, jnp.int32)), atol=1e-5)
 
 
+def _textbook_attention(q, k, v, mask):
+  logits = jnp.where(mask[:, None], jnp.einsum("bhlk,bhsk->bhls", q, k) / np.sqrt(q.shape[-1]), -1e30)
+  return jnp.einsum("bhls,bhsk->bhlk", jax.nn.softmax(logits, axis=-1), v)
+
+
+@settings(max_examples=10, deadline=None)
+@given(length=st.integers(1, 16), keys=st.integers(1, 16), seed=st.integers(0, 2 ** 16))
+def test_attention_normalised_after_the_values_equals_the_textbook_softmax(length, keys, seed):
+  """Values and gradients, with random masks: rows with no key left attend uniformly in both."""
+  rng = np.random.default_rng(seed)
+  q = jnp.asarray(rng.normal(size=(2, 3, length, 8)), jnp.float32)
+  k, v = (jnp.asarray(rng.normal(size=(2, 3, keys, 8)), jnp.float32) for _ in range(2))
+  mask = jnp.asarray(rng.random((2, length, keys)) < 0.6)
+  probe = jnp.asarray(rng.normal(size=(2, 3, length, 8)), jnp.float32)
+  ours, textbook = ((lambda *qkv, f=f: jnp.sum(f(*qkv, mask) * probe))
+                    for f in (transformer.dot_product_attention, _textbook_attention))
+  np.testing.assert_allclose(transformer.dot_product_attention(q, k, v, mask), _textbook_attention(q, k, v, mask),
+                             rtol=1e-5, atol=1e-6)
+  for g_ours, g_textbook in zip(jax.grad(ours, (0, 1, 2))(q, k, v), jax.grad(textbook, (0, 1, 2))(q, k, v)):
+    np.testing.assert_allclose(g_ours, g_textbook, rtol=1e-4, atol=1e-5)
+
+
+def test_attention_blocks_by_length(monkeypatch):
+  """Blocks of 64 up to 256 tokens (at most 4 a row), of 128 beyond; ATTENTION_BLOCK overrides."""
+  assert [transformer.attention_block(n) for n in (32, 128, 256, 257, 1024)] == [64, 64, 64, 128, 128]
+  monkeypatch.setattr(transformer, "ATTENTION_BLOCK", 6)
+  assert transformer.attention_block(1024) == 6
+
+
 @settings(max_examples=10, deadline=None)
 @given(length=st.integers(1, 24), block=st.integers(1, 24), segment_starts=st.sets(st.integers(1, 23), max_size=3),
        seed=st.integers(0, 2 ** 16))

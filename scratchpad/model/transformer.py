@@ -144,17 +144,28 @@ def rotary(x_BxHxLxK, positions_BxL, max_wavelength: float, num_positions: int):
 
 
 # Query blocks of causal attention (training, full recomputation): a block attends to the keys up
-# to its own end only, skipping the fully masked rest; 256 keeps each block's matmuls large on CPU.
-ATTENTION_BLOCK = 256
+# to its own end only, skipping the fully masked rest. None: `attention_block(length)`; an int
+# fixes the block (benchmarks, tests).
+ATTENTION_BLOCK: int | None = None
+
+
+def attention_block(length: int) -> int:
+  """The query block for rows of `length`. On CPU 2-8 blocks a row ran fastest: smaller blocks
+  make matmuls too small to run at speed, larger ones skip less (benchmarks/NOTES.md, change 7)."""
+  return ATTENTION_BLOCK or (64 if length <= 256 else 128)
 
 
 def dot_product_attention(q_BxHxLxK, k_BxHxSxK, v_BxHxSxK, mask_BxLxS):
-  """Scaled dot-product attention, the logits and softmax in float32; masked keys get no weight."""
+  """Scaled dot-product attention, the logits and softmax in float32; masked keys get no weight.
+
+  The softmax is normalised after the weighted sum of values, as flash attention does: the
+  division runs over L x K, not L x S, and the backward pass's row sums over K, not S."""
   logits_BxHxLxS = jnp.einsum("bhlk,bhsk->bhls", q_BxHxLxK, k_BxHxSxK).astype(jnp.float32)
-  logits_BxHxLxS = logits_BxHxLxS * q_BxHxLxK.shape[-1] ** -0.5
-  logits_BxHxLxS = jnp.where(mask_BxLxS[:, None], logits_BxHxLxS, -1e30)
-  probs_BxHxLxS = jax.nn.softmax(logits_BxHxLxS, axis=-1).astype(v_BxHxSxK.dtype)
-  return jnp.einsum("bhls,bhsk->bhlk", probs_BxHxLxS, v_BxHxSxK)
+  logits_BxHxLxS = jnp.where(mask_BxLxS[:, None], logits_BxHxLxS * q_BxHxLxK.shape[-1] ** -0.5, -1e30)
+  max_BxHxLx1 = jax.lax.stop_gradient(jnp.max(logits_BxHxLxS, axis=-1, keepdims=True))
+  unnormalized_BxHxLxS = jnp.exp(logits_BxHxLxS - max_BxHxLx1)  # 0 at masked keys (1 if all are)
+  weighted_BxHxLxK = jnp.einsum("bhls,bhsk->bhlk", unnormalized_BxHxLxS.astype(v_BxHxSxK.dtype), v_BxHxSxK)
+  return (weighted_BxHxLxK / jnp.sum(unnormalized_BxHxLxS, axis=-1, keepdims=True)).astype(v_BxHxSxK.dtype)
 
 
 def causal_block_attention(q_BxHxLxK, k_BxHxLxK, v_BxHxLxK, mask_BxLxL, block: int):
@@ -217,8 +228,9 @@ class Attention(nnx.Module):
     mask_BxLxS = ((q_index_L[:, None] >= k_index_S[None, :])[None]
                   & (segment_ids_BxL[:, :, None] == k_segment_BxS[:, None, :])
                   & (k_segment_BxS[:, None, :] != 0))
-    if cache is None and length > ATTENTION_BLOCK:
-      attended_BxHxLxK = causal_block_attention(q_BxHxLxK, k_BxHxLxK, v_BxHxLxK, mask_BxLxS, ATTENTION_BLOCK)
+    block = attention_block(length)
+    if cache is None and length > block:
+      attended_BxHxLxK = causal_block_attention(q_BxHxLxK, k_BxHxLxK, v_BxHxLxK, mask_BxLxS, block)
     else:
       attended_BxHxLxK = dot_product_attention(q_BxHxLxK, k_BxHxLxK, v_BxHxLxK, mask_BxLxS)
     attended_BxLxHK = attended_BxHxLxK.transpose(0, 2, 1, 3).reshape(batch, length, d)
