@@ -151,7 +151,7 @@ ATTENTION_BLOCK: int | None = None
 
 def attention_block(length: int) -> int:
   """The query block for rows of `length`. On CPU 2-8 blocks a row ran fastest: smaller blocks
-  make matmuls too small to run at speed, larger ones skip less (benchmarks/NOTES.md, change 7)."""
+  make matmuls too small to run at speed, larger ones skip less (benchmarks/NOTES.md, change 10)."""
   return ATTENTION_BLOCK or (64 if length <= 256 else 128)
 
 
