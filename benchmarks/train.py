@@ -53,7 +53,7 @@ from flax import nnx
 
 from benchmarks import common
 from scratchpad.markdown import markdown_table
-from scratchpad.model import transformer
+from scratchpad.model import cpu_blas, transformer
 from scratchpad.train import compile_options, optim
 
 
@@ -91,12 +91,17 @@ def jax_train_step(cfg: transformer.ModelConfig, hp: common.TrainHParams, batch:
   return step, compile_s, xla_flops
 
 
+def is_matmul(eqn) -> bool:
+  """An XLA dot, or the model's MKL matmul (`scratchpad.model.cpu_blas`, an FFI custom call)."""
+  return eqn.primitive is jax.lax.dot_general_p or eqn.params.get("target_name") == cpu_blas.TARGET
+
+
 def step_matmuls(fn, *args) -> list:
-  """Every dot_general `fn(*args)` computes (forward and backward: its jaxpr is traced through
+  """Every matmul `fn(*args)` computes (forward and backward: its jaxpr is traced through
   jax.grad), sub-jaxprs included; a scan's body counts `length` times."""
   def walk(jaxpr, times):
     for eqn in jaxpr.eqns:
-      if eqn.primitive is jax.lax.dot_general_p:
+      if is_matmul(eqn):
         yield from [eqn] * times
       inner = times * eqn.params.get("length", 1) if eqn.primitive.name == "scan" else times
       for value in eqn.params.values():
@@ -127,7 +132,7 @@ def matmuls_alone(cfg: transformer.ModelConfig, hp: common.TrainHParams, batch: 
   pairs = [tuple(index[v.aval.shape, v.aval.dtype] for v in eqn.invars) for eqn in eqns]
 
   def all_matmuls(*arrays):
-    return [jax.lax.dot_general_p.bind(arrays[i], arrays[j], **eqn.params) for (i, j), eqn in zip(pairs, eqns)]
+    return [eqn.primitive.bind(arrays[i], arrays[j], **eqn.params) for (i, j), eqn in zip(pairs, eqns)]
 
   # Matmuls of the same operands would be merged into one by common-subexpression elimination.
   options = dict(compiler_options or {})
@@ -137,10 +142,12 @@ def matmuls_alone(cfg: transformer.ModelConfig, hp: common.TrainHParams, batch: 
 
 
 def matmul_flops(eqns) -> float:
-  """FLOPs of dot_general equations: 2 x output elements x contracted size."""
-  return float(sum(2 * np.prod(eqn.outvars[0].aval.shape, dtype=np.float64)
-                   * np.prod([eqn.invars[0].aval.shape[d] for d in eqn.params["dimension_numbers"][0][0]])
-                   for eqn in eqns))
+  """FLOPs of matmul equations (`is_matmul`): 2 x output elements x contracted size."""
+  def contracted(eqn):
+    if eqn.primitive is jax.lax.dot_general_p:
+      return np.prod([eqn.invars[0].aval.shape[d] for d in eqn.params["dimension_numbers"][0][0]])
+    return dict(eqn.params["attributes"])["k"]
+  return float(sum(2 * np.prod(eqn.outvars[0].aval.shape, dtype=np.float64) * contracted(eqn) for eqn in eqns))
 
 
 # --------------------------------------------------------------------------- contenders
@@ -288,7 +295,7 @@ def run(args) -> dict:
 
   print(f"# Training step: {common.describe(cfg)}")
   print(f"seq {args.seq}, batch {args.batch} ({tokens_per_step:,} tokens/step), AdamW; {common.device_line()}; "
-        f"{common.load_line()}; {args.memory}", flush=True)
+        f"{common.load_line()}; {args.memory}; {cpu_blas.status()}", flush=True)
 
   options = {} if args.xla_defaults else compile_options.train_step(jax.default_backend())
   options.update(o.split("=", 1) for o in args.xla)

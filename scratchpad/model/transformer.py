@@ -21,6 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from scratchpad.model import cpu_blas
+
 
 POSITION_ENCODINGS = ("rope", "learned")
 DTYPES = ("float32", "bfloat16")  # compute dtypes
@@ -104,7 +106,7 @@ def dense(x_BxLxD, w_DxN):
   """x @ w over the flattened tokens: one 2-D matmul. Batched 3-D forms make XLA's CPU
   backward pass transpose large operands (~20% of a training step, benchmarks/NOTES.md)."""
   b, length, d = x_BxLxD.shape
-  return (x_BxLxD.reshape(b * length, d) @ w_DxN).reshape(b, length, w_DxN.shape[-1])
+  return cpu_blas.matmul(x_BxLxD.reshape(b * length, d), w_DxN).reshape(b, length, w_DxN.shape[-1])
 
 
 def _param(rngs: nnx.Rngs, init, shape, axes):
@@ -160,11 +162,11 @@ def dot_product_attention(q_BxHxLxK, k_BxHxSxK, v_BxHxSxK, mask_BxLxS):
 
   The softmax is normalised after the weighted sum of values, as flash attention does: the
   division runs over L x K, not L x S, and the backward pass's row sums over K, not S."""
-  logits_BxHxLxS = jnp.einsum("bhlk,bhsk->bhls", q_BxHxLxK, k_BxHxSxK).astype(jnp.float32)
+  logits_BxHxLxS = cpu_blas.matmul(q_BxHxLxK, k_BxHxSxK, transpose_b=True).astype(jnp.float32)
   logits_BxHxLxS = jnp.where(mask_BxLxS[:, None], logits_BxHxLxS * q_BxHxLxK.shape[-1] ** -0.5, -1e30)
   max_BxHxLx1 = jax.lax.stop_gradient(jnp.max(logits_BxHxLxS, axis=-1, keepdims=True))
   unnormalized_BxHxLxS = jnp.exp(logits_BxHxLxS - max_BxHxLx1)  # 0 at masked keys (1 if all are)
-  weighted_BxHxLxK = jnp.einsum("bhls,bhsk->bhlk", unnormalized_BxHxLxS.astype(v_BxHxSxK.dtype), v_BxHxSxK)
+  weighted_BxHxLxK = cpu_blas.matmul(unnormalized_BxHxLxS.astype(v_BxHxSxK.dtype), v_BxHxSxK)
   return (weighted_BxHxLxK / jnp.sum(unnormalized_BxHxLxS, axis=-1, keepdims=True)).astype(v_BxHxSxK.dtype)
 
 

@@ -1,0 +1,159 @@
+"""Matrix multiplies on CPU through Intel MKL: an XLA FFI custom call, used where it can be.
+
+XLA's CPU backend runs two kinds of this model's matmuls far below the machine's rate: the weight
+gradients, which contract all the tokens of a batch into a small matrix (182-275 GFLOP/s on a
+2-core AVX-512 host), and attention's batched matmuls of one head's block each (75-230). MKL's
+sgemm runs the same shapes at 313-393 and 158-362 (benchmarks/NOTES.md, change 18).
+
+`matmul(a, b, transpose_a, transpose_b)` is op(a) @ op(b) over leading batch dimensions. It
+calls MKL when all of these hold, and is an XLA dot otherwise, with the same result to float32
+rounding:
+  * the packages `mkl` and `mkl-include` are installed (`pip install -e '.[cpu-blas]'`) and a C++
+    compiler (`c++`, or `$CXX`) builds `cpu_blas.cc` against them and jaxlib's FFI headers; the
+    library is built once per source, jaxlib and MKL and kept in `$SCRATCHPAD_CACHE`
+    (default `~/.cache/scratchpad`);
+  * JAX's default backend is the CPU with one device: a custom call has no partitioning rules, so
+    under a mesh of several devices XLA would gather its operands onto each one;
+  * both operands are float32;
+  * `SCRATCHPAD_CPU_BLAS` is not `0`.
+Its gradient is a custom VJP made of the same matmuls, so the backward pass runs in MKL too.
+"""
+
+from __future__ import annotations
+
+import functools
+import glob
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+_SOURCE = os.path.join(os.path.dirname(__file__), "cpu_blas.cc")
+TARGET = "scratchpad_cpu_blas_matmul"  # the custom call's name in jaxprs and HLO
+
+
+def matmul(a, b, transpose_a: bool = False, transpose_b: bool = False):
+  """op(a) @ op(b): a [..., M, K] (or [..., K, M] transposed), b [..., K, N] (or [..., N, K]),
+  the same leading batch dimensions on both; returns [..., M, N]."""
+  if a.shape[:-2] != b.shape[:-2]:
+    raise ValueError(f"matmul: batch dimensions differ: {a.shape} and {b.shape}")
+  if uses_mkl(a, b):
+    return _mkl_matmul(a, b, transpose_a, transpose_b)
+  return jnp.matmul(jnp.swapaxes(a, -1, -2) if transpose_a else a, jnp.swapaxes(b, -1, -2) if transpose_b else b)
+
+
+def uses_mkl(*arrays) -> bool:
+  """Whether `matmul` of these operands, traced now, calls MKL."""
+  return (all(x.dtype == jnp.float32 for x in arrays) and os.environ.get("SCRATCHPAD_CPU_BLAS", "") != "0"
+          and jax.default_backend() == "cpu" and jax.device_count() == 1 and available())
+
+
+def available() -> bool:
+  """Whether the MKL custom call is built and registered (building it on the first call)."""
+  return _registered() is None
+
+
+def status() -> str:
+  """One line for logs and benchmark headers."""
+  reason = _registered()
+  if reason is None:
+    on_one_device = jax.default_backend() == "cpu" and jax.device_count() == 1
+    return "MKL matmuls (cpu_blas)" + ("" if on_one_device else ": not on this backend or mesh")
+  return f"XLA matmuls ({reason})"
+
+
+# --------------------------------------------------------------------------- the custom call
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _mkl_matmul(a, b, transpose_a, transpose_b):
+  m, k = a.shape[-1:-3:-1] if transpose_a else a.shape[-2:]
+  n = b.shape[-2] if transpose_b else b.shape[-1]
+  out = jax.ShapeDtypeStruct((*a.shape[:-2], m, n), jnp.float32)
+  return jax.ffi.ffi_call(TARGET, out)(a, b, m=np.int64(m), n=np.int64(n), k=np.int64(k),
+                                        transpose_a=bool(transpose_a), transpose_b=bool(transpose_b))
+
+
+def _mkl_matmul_fwd(a, b, transpose_a, transpose_b):
+  return _mkl_matmul(a, b, transpose_a, transpose_b), (a, b)
+
+
+def _mkl_matmul_bwd(transpose_a, transpose_b, residuals, dc):
+  """C = A B with A = op(a), B = op(b): dA = dC B^T and dB = A^T dC, each again one matmul of the
+  stored operands, transposed as their layout needs."""
+  a, b = residuals
+  if transpose_a:  # da = dA^T = B dC^T
+    da = _mkl_matmul(b, dc, transpose_b, True)
+  else:
+    da = _mkl_matmul(dc, b, False, not transpose_b)
+  if transpose_b:  # db = dB^T = dC^T A
+    db = _mkl_matmul(dc, a, True, transpose_a)
+  else:
+    db = _mkl_matmul(a, dc, not transpose_a, False)
+  return da, db
+
+
+_mkl_matmul.defvjp(_mkl_matmul_fwd, _mkl_matmul_bwd)
+
+
+@functools.cache
+def _registered() -> str | None:
+  """Builds and registers the custom call once; None on success, else why not (also warned)."""
+  if os.environ.get("SCRATCHPAD_CPU_BLAS", "") == "0":
+    return "SCRATCHPAD_CPU_BLAS=0"
+  try:
+    library = _build()
+  except _Unavailable as e:
+    return str(e)
+  except (OSError, subprocess.SubprocessError) as e:
+    detail = getattr(e, "stderr", b"") or b""
+    reason = f"building the MKL custom call failed: {e} {detail.decode(errors='replace')[-400:]}".strip()
+    warnings.warn(f"cpu_blas: {reason}; XLA does the matmuls", stacklevel=2)
+    return reason
+  import ctypes
+  handler = ctypes.cdll.LoadLibrary(library).ScratchpadMatmul
+  jax.ffi.register_ffi_target(TARGET, jax.ffi.pycapsule(handler), platform="cpu")
+  return None
+
+
+class _Unavailable(Exception):
+  """MKL or a compiler is not installed: the optional path is off, silently."""
+
+
+def _mkl_paths() -> tuple[str, str]:
+  """(the directory of mkl_cblas.h, the path of libmkl_rt) of the installed `mkl` packages."""
+  prefixes = [sys.prefix, os.path.join(os.path.expanduser("~"), ".local")]
+  headers = [p for prefix in prefixes for p in glob.glob(os.path.join(prefix, "include", "mkl_cblas.h"))]
+  libraries = [p for prefix in prefixes for p in sorted(glob.glob(os.path.join(prefix, "lib", "libmkl_rt.so*")))]
+  if not headers or not libraries:
+    raise _Unavailable("MKL not installed: pip install -e '.[cpu-blas]'")
+  return os.path.dirname(headers[0]), libraries[-1]
+
+
+def _build() -> str:
+  """The path of the built library: from the cache if this source, jaxlib and MKL built it before."""
+  compiler = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++")
+  if not compiler:
+    raise _Unavailable("no C++ compiler")
+  include, library = _mkl_paths()
+  with open(_SOURCE, "rb") as f:
+    source = f.read()
+  key = hashlib.sha256(source + f"{jax.__version__}|{jax.ffi.include_dir()}|{library}".encode()).hexdigest()[:16]
+  cache = os.environ.get("SCRATCHPAD_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "scratchpad")
+  path = os.path.join(cache, f"cpu_blas-{key}.so")
+  if os.path.exists(path):
+    return path
+  os.makedirs(cache, exist_ok=True)
+  with tempfile.TemporaryDirectory(dir=cache) as tmp:  # built aside, then renamed: never half-written
+    built = os.path.join(tmp, "cpu_blas.so")
+    subprocess.run([compiler, "-O2", "-shared", "-fPIC", "-std=c++17", "-w", "-I", jax.ffi.include_dir(), "-I",
+                    include, _SOURCE, "-o", built, f"-L{os.path.dirname(library)}", f"-l:{os.path.basename(library)}",
+                    f"-Wl,-rpath,{os.path.dirname(library)}"], check=True, capture_output=True, timeout=300)
+    os.replace(built, path)
+  return path

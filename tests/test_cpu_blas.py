@@ -1,0 +1,136 @@
+"""The MKL matmul (scratchpad.model.cpu_blas): the same numbers as XLA's dot, forward and backward,
+through every split of the work, in the model's training step and decoding; and the fallback."""
+
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from benchmarks import common
+from benchmarks import train as train_bench
+from conftest import ROOT
+from scratchpad.model import cpu_blas, decode, transformer
+
+needs_mkl = pytest.mark.skipif(not cpu_blas.available(), reason=f"no MKL custom call: {cpu_blas.status()}")
+
+
+@pytest.fixture
+def mkl(monkeypatch):
+  """`cpu_blas.matmul` calls MKL although the tests' platform has 8 devices (no mesh here)."""
+  monkeypatch.setattr(cpu_blas, "uses_mkl", lambda *arrays: all(x.dtype == jnp.float32 for x in arrays))
+  jax.clear_caches()  # functions jitted before with XLA's dots
+  yield
+  jax.clear_caches()
+
+
+def _operands(rng, batch, m, n, k, transpose_a, transpose_b):
+  a = rng.normal(size=batch + ((k, m) if transpose_a else (m, k))).astype(np.float32)
+  b = rng.normal(size=batch + ((n, k) if transpose_b else (k, n))).astype(np.float32)
+  return a, b
+
+
+def _reference(a, b, transpose_a, transpose_b):
+  a, b = a.astype(np.float64), b.astype(np.float64)
+  return np.matmul(np.swapaxes(a, -1, -2) if transpose_a else a, np.swapaxes(b, -1, -2) if transpose_b else b)
+
+
+@needs_mkl
+@settings(max_examples=25, deadline=None)
+@given(batch=st.sampled_from([(), (1,), (3,), (2, 3)]), m=st.integers(1, 300), n=st.integers(1, 300),
+       k=st.sampled_from([1, 7, 64, 129]), transpose_a=st.booleans(), transpose_b=st.booleans(),
+       seed=st.integers(0, 2 ** 16))
+def test_matmul_equals_float64_reference(batch, m, n, k, transpose_a, transpose_b, seed):
+  """Small products run in one call, large ones split by batch, rows or columns over XLA's
+  thread pool; every way gives the float64 product to float32 rounding."""
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setattr(cpu_blas, "uses_mkl", lambda *arrays: True)
+    a, b = _operands(np.random.default_rng(seed), batch, m, n, k, transpose_a, transpose_b)
+    got = cpu_blas.matmul(jnp.asarray(a), jnp.asarray(b), transpose_a, transpose_b)
+  assert got.shape == batch + (m, n)
+  np.testing.assert_allclose(got, _reference(a, b, transpose_a, transpose_b), rtol=1e-4, atol=1e-4 * np.sqrt(k))
+
+
+@needs_mkl
+@pytest.mark.parametrize("transpose_a, transpose_b", [(False, False), (False, True), (True, False), (True, True)])
+def test_matmul_gradients_equal_xlas(mkl, transpose_a, transpose_b):
+  a, b = _operands(np.random.default_rng(0), (2,), 130, 70, 90, transpose_a, transpose_b)
+  probe = np.random.default_rng(1).normal(size=(2, 130, 70)).astype(np.float32)
+
+  def loss(a, b):
+    return jnp.sum(cpu_blas.matmul(a, b, transpose_a, transpose_b) ** 2 * probe)
+
+  grads = jax.jit(jax.grad(loss, (0, 1)))(a, b)
+  assert "scratchpad_cpu_blas_matmul" in jax.jit(jax.grad(loss, (0, 1))).lower(a, b).as_text()
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setattr(cpu_blas, "uses_mkl", lambda *arrays: False)
+    expected = jax.jit(jax.grad(loss, (0, 1)))(a, b)
+  for got, want in zip(grads, expected):
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
+
+
+@needs_mkl
+def test_a_training_step_with_mkl_equals_one_with_xlas_dots(mkl):
+  cfg = transformer.ModelConfig(vocab_size=264, num_layers=2, d_model=64, num_heads=4, mlp_dim=128)
+  batch = common.synthetic_batch(4, 96, 264)
+
+  def one_step():
+    step, _, _ = train_bench.jax_train_step(cfg, common.TrainHParams(warmup_steps=1), batch)
+    state, metrics = step()
+    return jax.device_get(state["params"]), jax.device_get(metrics)
+
+  params, metrics = one_step()
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setattr(cpu_blas, "uses_mkl", lambda *arrays: False)
+    jax.clear_caches()
+    want_params, want_metrics = one_step()
+  np.testing.assert_allclose(metrics["loss"], want_metrics["loss"], rtol=1e-5)
+  np.testing.assert_allclose(metrics["grad_norm"], want_metrics["grad_norm"], rtol=1e-4)
+  for got, want in zip(jax.tree.leaves(params), jax.tree.leaves(want_params)):
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+@needs_mkl
+def test_kv_cache_decoding_with_mkl_equals_full_recompute(mkl):
+  from test_model import _prompts, make
+  graphdef, params, _ = make(seed=3)
+  prompts, segments = _prompts()
+  cached = decode.greedy_decode(graphdef, params, prompts, segments, max_new_tokens=24, eos_id=1)
+  assert "scratchpad_cpu_blas_matmul" in jax.jit(
+      lambda p: decode.greedy_decode(graphdef, p, prompts, segments, max_new_tokens=2, eos_id=1)).lower(params).as_text()
+  np.testing.assert_array_equal(cached, decode.greedy_decode_full(graphdef, params, prompts, segments,
+                                                                  max_new_tokens=24, eos_id=1))
+
+
+def test_off_by_the_variable_on_many_devices_and_for_other_dtypes(monkeypatch):
+  x = jnp.ones((4, 8), jnp.float32)
+  assert jax.device_count() > 1 and not cpu_blas.uses_mkl(x, x)  # a mesh would gather its operands
+  monkeypatch.setattr(jax, "device_count", lambda *a: 1)
+  assert cpu_blas.uses_mkl(x, x) == cpu_blas.available()
+  assert not cpu_blas.uses_mkl(x.astype(jnp.bfloat16), x)
+  monkeypatch.setenv("SCRATCHPAD_CPU_BLAS", "0")
+  assert not cpu_blas.uses_mkl(x, x)
+  assert " dot(" in jax.jit(lambda a: cpu_blas.matmul(a, a, transpose_b=True)).lower(x).compile().as_text()
+  with pytest.raises(ValueError, match="batch dimensions differ"):
+    cpu_blas.matmul(jnp.ones((2, 4, 8)), jnp.ones((3, 8, 4)))
+
+
+def test_a_failed_build_falls_back_to_xla_with_a_warning(tmp_path):
+  """A compiler that fails: one warning naming the failure, `status` says why, XLA computes."""
+  code = ("import warnings, jax.numpy as jnp\nfrom scratchpad.model import cpu_blas\n"
+          "with warnings.catch_warnings(record=True) as w:\n  warnings.simplefilter('always')\n"
+          "  ok = cpu_blas.available()\n"
+          "print(ok, len(w), cpu_blas.status(), float(cpu_blas.matmul(jnp.ones((2, 3)), jnp.ones((3, 2)))[0, 0]))")
+  env = {**os.environ, "CXX": "false", "SCRATCHPAD_CACHE": str(tmp_path), "XLA_FLAGS": ""}
+  out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+  if "MKL not installed" in out.stdout:
+    pytest.skip("MKL not installed: no build to fail")
+  ok, warnings_seen, *status = out.stdout.split()
+  assert (ok, warnings_seen, status[-1]) == ("False", "1", "3.0")
+  assert "building the MKL custom call failed" in out.stdout
+  assert list(tmp_path.glob("*.so")) == []  # nothing half-built left in the cache
