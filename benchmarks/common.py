@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import collections
 import dataclasses
+import functools
 import glob
 import gzip
 import json
@@ -25,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from scratchpad.model import transformer
+from scratchpad.model import cpu_blas, transformer
 from scratchpad.train import host_memory
 
 # The byte vocabulary (scratchpad.tasks.vocabulary): 256 bytes + 6 special ids = 262,
@@ -164,16 +165,17 @@ def time_calls(fn: Callable[[], object], warmup: int, steps: int, sync: Callable
   return Timing(first, times)
 
 
-def matmul_rate(dtype: str, n: int, reps: int = 10, compiler_options: dict | None = None) -> tuple[float, Timing]:
+def matmul_rate(dtype: str, n: int, reps: int = 10, compiler_options: dict | None = None,
+                mkl: bool = False) -> tuple[float, Timing]:
   """FLOP/s of a jitted n x n x n matmul in `dtype` (float32 accumulation), median of `reps`.
 
   The operands stay on the device; the output is a fresh buffer each call. This is the
-  device's dense-matmul rate as XLA delivers it here (with `compiler_options`, if any),
-  the denominator of our MFU."""
+  device's dense-matmul rate as XLA delivers it here (with `compiler_options`, if any), or with
+  `mkl` as the model's MKL custom call does (`cpu_blas`, float32): the denominator of our MFU."""
   a = jax.random.normal(jax.random.key(1), (n, n), jnp.float32).astype(dtype)
   b = jax.random.normal(jax.random.key(2), (n, n), jnp.float32).astype(dtype)
-  matmul = jax.jit(lambda a, b: jnp.matmul(a, b, preferred_element_type=jnp.float32),
-                   compiler_options=compiler_options or None)
+  product = cpu_blas.matmul if mkl else functools.partial(jnp.matmul, preferred_element_type=jnp.float32)
+  matmul = jax.jit(product, compiler_options=compiler_options or None)
   timing = time_calls(lambda: matmul(a, b), warmup=2, steps=reps, sync=jax.block_until_ready)
   return 2 * n ** 3 / timing.median_s, timing
 

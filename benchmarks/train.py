@@ -300,7 +300,7 @@ def run(args) -> dict:
   options = {} if args.xla_defaults else compile_options.train_step(jax.default_backend())
   options.update(o.split("=", 1) for o in args.xla)
   rate_before = matmul_rates(matmul_dtype, matmul_n, args.matmul_reps, options)
-  print(f"matmul rate ({matmul_n}^3 {matmul_dtype}, XLA): {format_rates(rate_before)}", flush=True)
+  print(f"matmul rate ({matmul_n}^3 {matmul_dtype}): {format_rates(rate_before)}", flush=True)
 
   ours = Contender("JAX/Flax (ours)")
   ours.step, compile_s, xla_flops = jax_train_step(cfg, hp, batch_np, compiler_options=options)
@@ -375,7 +375,7 @@ def run(args) -> dict:
   print()
   if failures:
     print("\n".join(failures))
-  print(f"- matmul rate: {rate / 1e12:.4f} TFLOP/s ({matmul_n}^3 {matmul_dtype} through XLA; "
+  print(f"- matmul rate: {rate / 1e12:.4f} TFLOP/s ({matmul_n}^3 {matmul_dtype}: XLA, and MKL where our step uses it; "
         f"before the steps {format_rates(rate_before)}, after {format_rates(rate_after)}; MFU uses the highest); "
         f"at the end {load_after}")
   torch_rate = _torch_matmul_rate(matmul_n, matmul_dtype, modes, contenders, args.matmul_reps)
@@ -415,10 +415,13 @@ def run(args) -> dict:
 
 
 def matmul_rates(dtype: str, n: int, reps: int, options: dict) -> dict[str, float]:
-  """The matmul rate compiled with XLA's defaults and, if any, with our step's options."""
+  """The matmul rate compiled with XLA's defaults, with our step's options (if any), and through
+  the model's MKL custom call where our step uses it (`cpu_blas`)."""
   rates = {"XLA defaults": common.matmul_rate(dtype, n, reps)[0]}
   if options:
     rates["our options"] = common.matmul_rate(dtype, n, reps, options)[0]
+  if cpu_blas.uses_mkl(jax.numpy.zeros((1, 1), dtype)):
+    rates["MKL"] = common.matmul_rate(dtype, n, reps, mkl=True)[0]
   return rates
 
 

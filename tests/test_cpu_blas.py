@@ -24,6 +24,7 @@ needs_mkl = pytest.mark.skipif(not cpu_blas.available(), reason=f"no MKL custom 
 def mkl(monkeypatch):
   """`cpu_blas.matmul` calls MKL although the tests' platform has 8 devices (no mesh here)."""
   monkeypatch.setattr(cpu_blas, "uses_mkl", lambda *arrays: all(x.dtype == jnp.float32 for x in arrays))
+  monkeypatch.setattr(cpu_blas, "MIN_FLOPS", 0)  # the tests' small products too
   jax.clear_caches()  # functions jitted before with XLA's dots
   yield
   jax.clear_caches()
@@ -50,6 +51,7 @@ def test_matmul_equals_float64_reference(batch, m, n, k, transpose_a, transpose_
   thread pool; every way gives the float64 product to float32 rounding."""
   with pytest.MonkeyPatch.context() as patch:
     patch.setattr(cpu_blas, "uses_mkl", lambda *arrays: True)
+    patch.setattr(cpu_blas, "MIN_FLOPS", 0)
     a, b = _operands(np.random.default_rng(seed), batch, m, n, k, transpose_a, transpose_b)
     got = cpu_blas.matmul(jnp.asarray(a), jnp.asarray(b), transpose_a, transpose_b)
   assert got.shape == batch + (m, n)
@@ -105,6 +107,13 @@ def test_kv_cache_decoding_with_mkl_equals_full_recompute(mkl):
       lambda p: decode.greedy_decode(graphdef, p, prompts, segments, max_new_tokens=2, eos_id=1)).lower(params).as_text()
   np.testing.assert_array_equal(cached, decode.greedy_decode_full(graphdef, params, prompts, segments,
                                                                   max_new_tokens=24, eos_id=1))
+
+
+def test_small_products_stay_xlas(mkl, monkeypatch):
+  monkeypatch.setattr(cpu_blas, "MIN_FLOPS", 2 * 8 * 8 * 8)
+  hlo = jax.jit(lambda a, b: (cpu_blas.matmul(a, a), cpu_blas.matmul(b, b))).lower(
+      jnp.ones((8, 8)), jnp.ones((7, 7))).as_text()
+  assert hlo.count(cpu_blas.TARGET) == 1
 
 
 def test_off_by_the_variable_on_many_devices_and_for_other_dtypes(monkeypatch):

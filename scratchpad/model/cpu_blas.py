@@ -8,6 +8,7 @@ sgemm runs the same shapes at 313-393 and 158-362 (benchmarks/NOTES.md, change 1
 `matmul(a, b, transpose_a, transpose_b)` is op(a) @ op(b) over leading batch dimensions. It
 calls MKL when all of these hold, and is an XLA dot otherwise, with the same result to float32
 rounding:
+  * the product is at least `MIN_FLOPS` (16.8M FLOPs; a decoding step's are smaller);
   * the packages `mkl` and `mkl-include` are installed (`pip install -e '.[cpu-blas]'`) and a C++
     compiler (`c++`, or `$CXX`) builds `cpu_blas.cc` against them and jaxlib's FFI headers; the
     library is built once per source, jaxlib and MKL and kept in `$SCRATCHPAD_CACHE`
@@ -37,6 +38,9 @@ import numpy as np
 
 _SOURCE = os.path.join(os.path.dirname(__file__), "cpu_blas.cc")
 TARGET = "scratchpad_cpu_blas_matmul"  # the custom call's name in jaxprs and HLO
+# Smaller products stay XLA's: its dots of a decoding step's few tokens beat a custom call's
+# overhead (the KV-cache decode benchmark ran 1.3x slower with every matmul in MKL).
+MIN_FLOPS = 1 << 24
 
 
 def matmul(a, b, transpose_a: bool = False, transpose_b: bool = False):
@@ -44,7 +48,9 @@ def matmul(a, b, transpose_a: bool = False, transpose_b: bool = False):
   the same leading batch dimensions on both; returns [..., M, N]."""
   if a.shape[:-2] != b.shape[:-2]:
     raise ValueError(f"matmul: batch dimensions differ: {a.shape} and {b.shape}")
-  if uses_mkl(a, b):
+  m, k = a.shape[-1:-3:-1] if transpose_a else a.shape[-2:]
+  n = b.shape[-2] if transpose_b else b.shape[-1]
+  if 2 * np.prod(a.shape[:-2], dtype=np.int64) * m * n * k >= MIN_FLOPS and uses_mkl(a, b):
     return _mkl_matmul(a, b, transpose_a, transpose_b)
   return jnp.matmul(jnp.swapaxes(a, -1, -2) if transpose_a else a, jnp.swapaxes(b, -1, -2) if transpose_b else b)
 
