@@ -29,7 +29,15 @@ struct Gemm {
   // The part-th of `parts` slices: of the batch when there are enough matrices, else of the
   // larger of M and N (rows of C, or columns: a strided view through the leading dimensions).
   void Run(int64_t part, int64_t parts) const {
-    mkl_set_num_threads_local(1);
+    // One MKL thread for this part, on this thread only; restored after, so that nothing else in
+    // the process (PyTorch reads the OpenMP thread count of the thread that loads it) sees it.
+    const int saved = mkl_set_num_threads_local(1);
+    RunPart(part, parts);
+    mkl_set_num_threads_local(saved);
+  }
+
+ private:
+  void RunPart(int64_t part, int64_t parts) const {
     const int64_t lda = transpose_a ? m : k, ldb = transpose_b ? k : n;
     const CBLAS_TRANSPOSE ta = transpose_a ? CblasTrans : CblasNoTrans, tb = transpose_b ? CblasTrans : CblasNoTrans;
     if (batch >= parts) {
