@@ -48,15 +48,20 @@ def matmul(a, b, transpose_a: bool = False, transpose_b: bool = False):
   the same leading batch dimensions on both; returns [..., M, N]."""
   if a.shape[:-2] != b.shape[:-2]:
     raise ValueError(f"matmul: batch dimensions differ: {a.shape} and {b.shape}")
-  m, k = a.shape[-1:-3:-1] if transpose_a else a.shape[-2:]
-  n = b.shape[-2] if transpose_b else b.shape[-1]
+  m, n, k = _sizes(a, b, transpose_a, transpose_b)
   if 2 * np.prod(a.shape[:-2], dtype=np.int64) * m * n * k >= MIN_FLOPS and uses_mkl(a, b):
     return _mkl_matmul(a, b, transpose_a, transpose_b)
   return jnp.matmul(jnp.swapaxes(a, -1, -2) if transpose_a else a, jnp.swapaxes(b, -1, -2) if transpose_b else b)
 
 
+def _sizes(a, b, transpose_a, transpose_b) -> tuple[int, int, int]:
+  """(M, N, K) of op(a) @ op(b)."""
+  m, k = (a.shape[-1], a.shape[-2]) if transpose_a else (a.shape[-2], a.shape[-1])
+  return m, (b.shape[-2] if transpose_b else b.shape[-1]), k
+
+
 def uses_mkl(*arrays) -> bool:
-  """Whether `matmul` of these operands, traced now, calls MKL."""
+  """Whether `matmul` of these operands, traced now, calls MKL (for a product of `MIN_FLOPS`)."""
   return (all(x.dtype == jnp.float32 for x in arrays) and os.environ.get("SCRATCHPAD_CPU_BLAS", "") != "0"
           and jax.default_backend() == "cpu" and jax.device_count() == 1 and available())
 
@@ -79,8 +84,7 @@ def status() -> str:
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
 def _mkl_matmul(a, b, transpose_a, transpose_b):
-  m, k = a.shape[-1:-3:-1] if transpose_a else a.shape[-2:]
-  n = b.shape[-2] if transpose_b else b.shape[-1]
+  m, n, k = _sizes(a, b, transpose_a, transpose_b)
   out = jax.ShapeDtypeStruct((*a.shape[:-2], m, n), jnp.float32)
   return jax.ffi.ffi_call(TARGET, out)(a, b, m=np.int64(m), n=np.int64(n), k=np.int64(k),
                                         transpose_a=bool(transpose_a), transpose_b=bool(transpose_b))
