@@ -143,3 +143,13 @@ def test_a_failed_build_falls_back_to_xla_with_a_warning(tmp_path):
   assert (ok, warnings_seen, status[-1]) == ("False", "1", "3.0")
   assert "building the MKL custom call failed" in out.stdout
   assert list(tmp_path.glob("*.so")) == []  # nothing half-built left in the cache
+
+
+def test_without_mkl_it_is_off_silently():
+  """The common case off x86-64 Linux or without the extra: no warning, XLA's dots."""
+  code = ("import sys, warnings\nsys.prefix = '/nonexistent'\nimport jax.numpy as jnp\n"
+          "from scratchpad.model import cpu_blas\nwarnings.simplefilter('error')\n"
+          "print(cpu_blas.available(), cpu_blas.status(), float(cpu_blas.matmul(jnp.ones((2, 3)), jnp.ones((3, 2)))[0, 0]))")
+  env = {**os.environ, "HOME": "/nonexistent", "XLA_FLAGS": ""}
+  out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+  assert out.stdout.split()[0] == "False" and "MKL not installed" in out.stdout and out.stdout.split()[-1] == "3.0"
