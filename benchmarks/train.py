@@ -420,7 +420,7 @@ def matmul_rates(dtype: str, n: int, reps: int, options: dict) -> dict[str, floa
   rates = {"XLA defaults": common.matmul_rate(dtype, n, reps)[0]}
   if options:
     rates["our options"] = common.matmul_rate(dtype, n, reps, options)[0]
-  if cpu_blas.uses_mkl(jax.numpy.zeros((1, 1), dtype)):
+  if cpu_blas.uses_mkl(jax.ShapeDtypeStruct((n, n), dtype)):
     rates["MKL"] = common.matmul_rate(dtype, n, reps, mkl=True)[0]
   return rates
 

@@ -22,6 +22,7 @@ Its gradient is a custom VJP made of the same matmuls, so the backward pass runs
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import glob
 import hashlib
@@ -63,7 +64,12 @@ def _sizes(a, b, transpose_a, transpose_b) -> tuple[int, int, int]:
 def uses_mkl(*arrays) -> bool:
   """Whether `matmul` of these operands, traced now, calls MKL (for a product of `MIN_FLOPS`)."""
   return (all(x.dtype == jnp.float32 for x in arrays) and os.environ.get("SCRATCHPAD_CPU_BLAS", "") != "0"
-          and jax.default_backend() == "cpu" and jax.device_count() == 1 and available())
+          and _one_cpu_device() and available())
+
+
+def _one_cpu_device() -> bool:
+  """A custom call has no partitioning rules: on several devices XLA would gather its operands."""
+  return jax.default_backend() == "cpu" and jax.device_count() == 1
 
 
 def available() -> bool:
@@ -75,8 +81,7 @@ def status() -> str:
   """One line for logs and benchmark headers."""
   reason = _registered()
   if reason is None:
-    on_one_device = jax.default_backend() == "cpu" and jax.device_count() == 1
-    return "MKL matmuls (cpu_blas)" + ("" if on_one_device else ": not on this backend or mesh")
+    return "MKL matmuls (cpu_blas)" + ("" if _one_cpu_device() else ": not on this backend or mesh")
   return f"XLA matmuls ({reason})"
 
 
@@ -126,7 +131,6 @@ def _registered() -> str | None:
     reason = f"building the MKL custom call failed: {e} {detail.decode(errors='replace')[-400:]}".strip()
     warnings.warn(f"cpu_blas: {reason}; XLA does the matmuls", stacklevel=2)
     return reason
-  import ctypes
   handler = ctypes.cdll.LoadLibrary(library).ScratchpadMatmul
   jax.ffi.register_ffi_target(TARGET, jax.ffi.pycapsule(handler), platform="cpu")
   return None
@@ -137,9 +141,9 @@ class _Unavailable(Exception):
 
 
 def _mkl_paths() -> tuple[str, str]:
-  """(the directory of mkl_cblas.h, the path of libmkl_rt) of the installed `mkl` packages."""
+  """(the directory of mkl.h, the path of libmkl_rt) of the installed `mkl` packages."""
   prefixes = [sys.prefix, os.path.join(os.path.expanduser("~"), ".local")]
-  headers = [p for prefix in prefixes for p in glob.glob(os.path.join(prefix, "include", "mkl_cblas.h"))]
+  headers = [p for prefix in prefixes for p in glob.glob(os.path.join(prefix, "include", "mkl.h"))]
   libraries = [p for prefix in prefixes for p in sorted(glob.glob(os.path.join(prefix, "lib", "libmkl_rt.so*")))]
   if not headers or not libraries:
     raise _Unavailable("MKL not installed: pip install -e '.[cpu-blas]'")
