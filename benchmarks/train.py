@@ -91,9 +91,23 @@ def jax_train_step(cfg: transformer.ModelConfig, hp: common.TrainHParams, batch:
   return step, compile_s, xla_flops
 
 
+_MKL_TARGETS = (cpu_blas.TARGET, cpu_blas.ATTENTION_TARGET, cpu_blas.ATTENTION_BACKWARD_TARGET)
+
+
 def is_matmul(eqn) -> bool:
-  """An XLA dot, or the model's MKL matmul (`scratchpad.model.cpu_blas`, an FFI custom call)."""
-  return eqn.primitive is jax.lax.dot_general_p or eqn.params.get("target_name") == cpu_blas.TARGET
+  """An XLA dot, or a custom call of the model's MKL kernels (`scratchpad.model.cpu_blas`): a
+  matmul, or fused attention, which is matmuls and the softmax between them."""
+  return eqn.primitive is jax.lax.dot_general_p or eqn.params.get("target_name") in _MKL_TARGETS
+
+
+def mkl_products(eqn) -> list[tuple[tuple, tuple, bool, bool]]:
+  """The matrix products of one MKL custom call, as `cpu_blas.matmul` operands (a shape, b
+  shape, transpose_a, transpose_b)."""
+  target, attributes = eqn.params["target_name"], dict(eqn.params["attributes"])
+  if target == cpu_blas.TARGET:
+    return [(eqn.invars[0].aval.shape, eqn.invars[1].aval.shape, attributes["transpose_a"], attributes["transpose_b"])]
+  return cpu_blas.attention_products(eqn.invars[0].aval.shape, attributes["block"],
+                                     backward=target == cpu_blas.ATTENTION_BACKWARD_TARGET)
 
 
 def step_matmuls(fn, *args) -> list:
@@ -124,15 +138,21 @@ def matmuls_alone(cfg: transformer.ModelConfig, hp: common.TrainHParams, batch: 
   runs faster than it."""
   train_step, init_state = trainer_step(cfg, hp)
   eqns = step_matmuls(train_step, jax.eval_shape(init_state), batch)
+  dots = [eqn for eqn in eqns if eqn.primitive is jax.lax.dot_general_p]
+  products = [p for eqn in eqns if eqn.primitive is not jax.lax.dot_general_p for p in mkl_products(eqn)]
   # One random array per operand shape and dtype, read by every matmul that takes it.
-  avals = {(v.aval.shape, v.aval.dtype): v.aval for eqn in eqns for v in eqn.invars}
-  index = {key: i for i, key in enumerate(avals)}
+  shapes = list(dict.fromkeys([(v.aval.shape, v.aval.dtype) for eqn in dots for v in eqn.invars]
+                              + [(shape, np.dtype(np.float32)) for p in products for shape in p[:2]]))
+  index = {key: i for i, key in enumerate(shapes)}
   rng = np.random.default_rng(0)
-  arrays = [jax.device_put(rng.standard_normal(a.shape, np.float32).astype(a.dtype)) for a in avals.values()]
-  pairs = [tuple(index[v.aval.shape, v.aval.dtype] for v in eqn.invars) for eqn in eqns]
+  arrays = [jax.device_put(rng.standard_normal(shape, np.float32).astype(dtype)) for shape, dtype in shapes]
+  dot_operands = [tuple(index[v.aval.shape, v.aval.dtype] for v in eqn.invars) for eqn in dots]
+  f32 = np.dtype(np.float32)
+  product_operands = [(index[a, f32], index[b, f32]) for a, b, _, _ in products]
 
   def all_matmuls(*arrays):
-    return [eqn.primitive.bind(arrays[i], arrays[j], **eqn.params) for (i, j), eqn in zip(pairs, eqns)]
+    return ([eqn.primitive.bind(arrays[i], arrays[j], **eqn.params) for (i, j), eqn in zip(dot_operands, dots)]
+            + [cpu_blas.matmul(arrays[i], arrays[j], ta, tb) for (i, j), (_, _, ta, tb) in zip(product_operands, products)])
 
   # Matmuls of the same operands would be merged into one by common-subexpression elimination.
   options = dict(compiler_options or {})
@@ -141,13 +161,20 @@ def matmuls_alone(cfg: transformer.ModelConfig, hp: common.TrainHParams, batch: 
   return (lambda: compiled(*arrays)), eqns, compiled
 
 
+def matmul_count(eqns) -> int:
+  """How many matrix products matmul equations (`is_matmul`) compute."""
+  return sum(1 if eqn.primitive is jax.lax.dot_general_p else len(mkl_products(eqn)) for eqn in eqns)
+
+
 def matmul_flops(eqns) -> float:
   """FLOPs of matmul equations (`is_matmul`): 2 x output elements x contracted size."""
-  def contracted(eqn):
+  def flops(eqn):
     if eqn.primitive is jax.lax.dot_general_p:
-      return np.prod([eqn.invars[0].aval.shape[d] for d in eqn.params["dimension_numbers"][0][0]])
-    return dict(eqn.params["attributes"])["k"]
-  return float(sum(2 * np.prod(eqn.outvars[0].aval.shape, dtype=np.float64) * contracted(eqn) for eqn in eqns))
+      contracted = np.prod([eqn.invars[0].aval.shape[d] for d in eqn.params["dimension_numbers"][0][0]])
+      return 2 * np.prod(eqn.outvars[0].aval.shape, dtype=np.float64) * contracted
+    return sum(2 * np.prod(a[:-2], dtype=np.float64) * np.prod(cpu_blas.sizes(a, b, ta, tb), dtype=np.float64)
+               for a, b, ta, tb in mkl_products(eqn))
+  return float(sum(flops(eqn) for eqn in eqns))
 
 
 # --------------------------------------------------------------------------- contenders
@@ -385,7 +412,7 @@ def run(args) -> dict:
     alone_s = common.Timing(0, alone.times_s).median_s
     ours_s = common.Timing(0, ours.times_s).median_s
     flops = matmul_flops(alone_eqns)
-    print(f"- {MATMULS_ALONE}: the {len(alone_eqns)} matmuls of our step ({flops / 1e9:.2f} GFLOP), nothing else, "
+    print(f"- {MATMULS_ALONE}: the {matmul_count(alone_eqns)} matmuls of our step ({flops / 1e9:.2f} GFLOP), nothing else, "
           f"in one program (`matmuls_alone`): {1e3 * alone_s:.1f} ms, {flops / alone_s / 1e12:.4f} TFLOP/s. "
           f"Our step spends {1e3 * (ours_s - alone_s):.1f} ms ({100 * (1 - alone_s / ours_s):.0f}%) more on everything "
           "else; no step made of these matmul kernels runs faster than this row")

@@ -1,5 +1,6 @@
-"""The MKL matmul (scratchpad.model.cpu_blas): the same numbers as XLA's dot, forward and backward,
-through every split of the work, in the model's training step and decoding; and the fallback."""
+"""The MKL kernels (scratchpad.model.cpu_blas): the matmul gives the same numbers as XLA's dot and
+fused attention the same as XLA's blockwise attention, forward and backward, through every split of
+the work, in the model's training step and decoding; and the fallback."""
 
 import os
 import subprocess
@@ -76,6 +77,44 @@ def test_matmul_gradients_equal_xlas(mkl, transpose_a, transpose_b):
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
 
 
+def _packed_segments(rng, batch, length):
+  """Rows of packed segments 1, 2, ... with random boundaries, and padding (0) at some rows' ends."""
+  segments = np.zeros((batch, length), np.int32)
+  for row in segments:
+    real = rng.integers(0, length + 1)
+    row[:real] = 1 + np.cumsum(rng.random(real) < 0.08)
+  return segments
+
+
+@needs_mkl
+@settings(max_examples=20, deadline=None)
+@given(batch=st.integers(1, 3), length=st.integers(1, 100), heads=st.integers(1, 3), dim=st.sampled_from([1, 8, 64]),
+       block=st.sampled_from([8, 32, 64, 256]), seed=st.integers(0, 2 ** 16))
+def test_fused_attention_equals_xlas_blockwise_attention(batch, length, heads, dim, block, seed):
+  """Values and gradients of q, k and v, over packed segments and padding (whose queries attend to
+  nothing and, as in XLA's version, average the keys up to their block's end)."""
+  rng = np.random.default_rng(seed)
+  q, k, v, probe = (jnp.asarray(rng.normal(size=(batch, length, heads, dim)), jnp.float32) for _ in range(4))
+  segments = jnp.asarray(_packed_segments(rng, batch, length))
+
+  def run(use_mkl):
+    def attention_and_grads(q, k, v):  # a new function each time: jit's cache would keep the first
+      out, vjp = jax.vjp(lambda q, k, v: transformer.causal_self_attention(q, k, v, segments), q, k, v)
+      return out, vjp(probe)
+
+    with pytest.MonkeyPatch.context() as patch:
+      patch.setattr(transformer, "ATTENTION_BLOCK", block)
+      patch.setattr(cpu_blas, "uses_mkl", lambda *arrays: use_mkl)
+      lowered = jax.jit(attention_and_grads).lower(q, k, v)
+      assert (cpu_blas.ATTENTION_BACKWARD_TARGET in lowered.as_text()) == use_mkl
+      return lowered.compile()(q, k, v)
+
+  (got, got_grads), (want, want_grads) = run(True), run(False)
+  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+  for g, w in zip(got_grads, want_grads):
+    np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4)
+
+
 @needs_mkl
 def test_a_training_step_with_mkl_equals_one_with_xlas_dots(mkl):
   cfg = transformer.ModelConfig(vocab_size=264, num_layers=2, d_model=64, num_heads=4, mlp_dim=128)
@@ -87,6 +126,10 @@ def test_a_training_step_with_mkl_equals_one_with_xlas_dots(mkl):
     return jax.device_get(state["params"]), jax.device_get(metrics)
 
   params, metrics = one_step()
+  step_hlo = jax.jit(train_bench.trainer_step(cfg, common.TrainHParams())[0]).lower(
+      jax.eval_shape(train_bench.trainer_step(cfg, common.TrainHParams())[1]), batch).as_text()
+  assert all(target in step_hlo for target in (cpu_blas.TARGET, cpu_blas.ATTENTION_TARGET,
+                                               cpu_blas.ATTENTION_BACKWARD_TARGET))
   with pytest.MonkeyPatch.context() as patch:
     patch.setattr(cpu_blas, "uses_mkl", lambda *arrays: False)
     jax.clear_caches()
@@ -107,6 +150,22 @@ def test_kv_cache_decoding_with_mkl_equals_full_recompute(mkl):
       lambda p: decode.greedy_decode(graphdef, p, prompts, segments, max_new_tokens=2, eos_id=1)).lower(params).as_text()
   np.testing.assert_array_equal(cached, decode.greedy_decode_full(graphdef, params, prompts, segments,
                                                                   max_new_tokens=24, eos_id=1))
+
+
+@needs_mkl
+def test_the_benchmarks_bound_counts_the_fused_attentions_products(mkl):
+  """PaLM's count, attention's by causal blocks, plus the logits the backward pass recomputes:
+  7 products a block where XLA's attention has 6."""
+  cfg = transformer.ModelConfig(vocab_size=264, num_layers=2, d_model=32, num_heads=4, mlp_dim=64)
+  seq, batch, block = 64, 2, 16
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setattr(transformer, "ATTENTION_BLOCK", block)
+    _, eqns, compiled = train_bench.matmuls_alone(cfg, common.TrainHParams(), common.synthetic_batch(batch, seq, 264))
+  n = seq // block
+  attention = 12 * cfg.num_layers * cfg.d_model * seq * (n + 1) / (2 * n) * 7 / 6
+  assert train_bench.matmul_flops(eqns) == pytest.approx((6 * common.matmul_params(cfg) + attention) * seq * batch)
+  assert train_bench.matmul_count(eqns) == 3 + cfg.num_layers * (18 + 7 * n)
+  assert compiled.as_text().count(cpu_blas.TARGET) >= train_bench.matmul_count(eqns)
 
 
 def test_small_products_stay_xlas(mkl, monkeypatch):

@@ -38,7 +38,9 @@ import jax.numpy as jnp
 import numpy as np
 
 _SOURCE = os.path.join(os.path.dirname(__file__), "cpu_blas.cc")
-TARGET = "scratchpad_cpu_blas_matmul"  # the custom call's name in jaxprs and HLO
+TARGET = "scratchpad_cpu_blas_matmul"  # the custom calls' names in jaxprs and HLO
+ATTENTION_TARGET = "scratchpad_cpu_blas_causal_attention"
+ATTENTION_BACKWARD_TARGET = "scratchpad_cpu_blas_causal_attention_backward"
 # Smaller products stay XLA's: its dots of a decoding step's few tokens beat a custom call's
 # overhead (the KV-cache decode benchmark ran 1.3x slower with every matmul in MKL).
 MIN_FLOPS = 1 << 24
@@ -49,16 +51,46 @@ def matmul(a, b, transpose_a: bool = False, transpose_b: bool = False):
   the same leading batch dimensions on both; returns [..., M, N]."""
   if a.shape[:-2] != b.shape[:-2]:
     raise ValueError(f"matmul: batch dimensions differ: {a.shape} and {b.shape}")
-  m, n, k = _sizes(a, b, transpose_a, transpose_b)
+  m, n, k = sizes(a.shape, b.shape, transpose_a, transpose_b)
   if 2 * np.prod(a.shape[:-2], dtype=np.int64) * m * n * k >= MIN_FLOPS and uses_mkl(a, b):
     return _mkl_matmul(a, b, transpose_a, transpose_b)
   return jnp.matmul(jnp.swapaxes(a, -1, -2) if transpose_a else a, jnp.swapaxes(b, -1, -2) if transpose_b else b)
 
 
-def _sizes(a, b, transpose_a, transpose_b) -> tuple[int, int, int]:
-  """(M, N, K) of op(a) @ op(b)."""
-  m, k = (a.shape[-1], a.shape[-2]) if transpose_a else (a.shape[-2], a.shape[-1])
-  return m, (b.shape[-2] if transpose_b else b.shape[-1]), k
+def causal_attention(q_BxLxHxK, k_BxLxHxK, v_BxLxHxK, segment_ids_BxL, block: int):
+  """`transformer.causal_block_attention`'s result in one fused custom call, when `uses_mkl(q, k, v)`.
+
+  Each (batch row, head) is one task: its queries by blocks of `block`, each block's logits,
+  softmax and weighted values computed while they are in cache (the backward pass recomputes the
+  probabilities from per-query statistics, as flash attention does). q, k, v and the result are
+  [B, L, H, K], the projections' layout, so no transposes are needed around it."""
+  return _mkl_attention(q_BxLxHxK, k_BxLxHxK, v_BxLxHxK, segment_ids_BxL.astype(jnp.int32), int(block))
+
+
+def attention_products(shape_BxLxHxK, block: int, backward: bool) -> list[tuple[tuple, tuple, bool, bool]]:
+  """The matrix products inside one `causal_attention` custom call (forward or backward) of
+  q [B, L, H, K], as `matmul` operands (a shape, b shape, transpose_a, transpose_b), batched over
+  (batch, head): per query block, the logits q k^T and the weighted values P v; the backward pass
+  recomputes the logits, then dV = P^T dO, dP = dO v^T, dQ = dS k and dK = dS^T q. (For the
+  benchmark's bound and FLOP count: the kernel runs them one (b, h) at a time.)"""
+  batch, length, heads, dim = shape_BxLxHxK
+  n, block = batch * heads, min(block, max(length, 1))
+  products = []
+  for q0 in range(0, length, block):
+    rows, keys = min(block, length - q0), min(q0 + block, length)
+    logits = ((n, rows, dim), (n, keys, dim), False, True)
+    if backward:
+      products += [logits, ((n, rows, keys), (n, rows, dim), True, False), ((n, rows, dim), (n, keys, dim), False, True),
+                   ((n, rows, keys), (n, keys, dim), False, False), ((n, rows, keys), (n, rows, dim), True, False)]
+    else:
+      products += [logits, ((n, rows, keys), (n, keys, dim), False, False)]
+  return products
+
+
+def sizes(a_shape, b_shape, transpose_a: bool, transpose_b: bool) -> tuple[int, int, int]:
+  """(M, N, K) of op(a) @ op(b), from the operands' shapes."""
+  m, k = (a_shape[-1], a_shape[-2]) if transpose_a else (a_shape[-2], a_shape[-1])
+  return m, (b_shape[-2] if transpose_b else b_shape[-1]), k
 
 
 def uses_mkl(*arrays) -> bool:
@@ -89,7 +121,7 @@ def status() -> str:
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
 def _mkl_matmul(a, b, transpose_a, transpose_b):
-  m, n, k = _sizes(a, b, transpose_a, transpose_b)
+  m, n, k = sizes(a.shape, b.shape, transpose_a, transpose_b)
   out = jax.ShapeDtypeStruct((*a.shape[:-2], m, n), jnp.float32)
   return jax.ffi.ffi_call(TARGET, out)(a, b, m=np.int64(m), n=np.int64(n), k=np.int64(k),
                                         transpose_a=bool(transpose_a), transpose_b=bool(transpose_b))
@@ -117,6 +149,34 @@ def _mkl_matmul_bwd(transpose_a, transpose_b, residuals, dc):
 _mkl_matmul.defvjp(_mkl_matmul_fwd, _mkl_matmul_bwd)
 
 
+def _attention_attributes(q, block):
+  return dict(block=np.int64(block), scale=np.float32(q.shape[-1] ** -0.5))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(4,))
+def _mkl_attention(q, k, v, segments, block):
+  return _mkl_attention_fwd(q, k, v, segments, block)[0]
+
+
+def _mkl_attention_fwd(q, k, v, segments, block):
+  batch, length, heads, _ = q.shape
+  out, stats = jax.ffi.ffi_call(ATTENTION_TARGET, (jax.ShapeDtypeStruct(q.shape, jnp.float32),
+                                                   jax.ShapeDtypeStruct((batch, heads, 2, length), jnp.float32)))(
+      q, k, v, segments, **_attention_attributes(q, block))
+  return out, (q, k, v, segments, out, stats)
+
+
+def _mkl_attention_bwd(block, residuals, d_out):
+  q, k, v, segments, out, stats = residuals
+  grad = jax.ShapeDtypeStruct(q.shape, jnp.float32)
+  dq, dk, dv = jax.ffi.ffi_call(ATTENTION_BACKWARD_TARGET, (grad, grad, grad))(
+      q, k, v, segments, out, stats, d_out, **_attention_attributes(q, block))
+  return dq, dk, dv, None
+
+
+_mkl_attention.defvjp(_mkl_attention_fwd, _mkl_attention_bwd)
+
+
 @functools.cache
 def _registered() -> str | None:
   """Builds and registers the custom call once; None on success, else why not (also warned)."""
@@ -131,8 +191,10 @@ def _registered() -> str | None:
     reason = f"building the MKL custom call failed: {e} {detail.decode(errors='replace')[-400:]}".strip()
     warnings.warn(f"cpu_blas: {reason}; XLA does the matmuls", stacklevel=2)
     return reason
-  handler = ctypes.cdll.LoadLibrary(library).ScratchpadMatmul
-  jax.ffi.register_ffi_target(TARGET, jax.ffi.pycapsule(handler), platform="cpu")
+  handlers = ctypes.cdll.LoadLibrary(library)
+  for target, handler in ((TARGET, handlers.ScratchpadMatmul), (ATTENTION_TARGET, handlers.ScratchpadCausalAttention),
+                          (ATTENTION_BACKWARD_TARGET, handlers.ScratchpadCausalAttentionBackward)):
+    jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(handler), platform="cpu")
   return None
 
 
@@ -158,7 +220,8 @@ def _build() -> str:
   include, library = _mkl_paths()
   with open(_SOURCE, "rb") as f:
     source = f.read()
-  key = hashlib.sha256(source + f"{jax.__version__}|{jax.ffi.include_dir()}|{library}".encode()).hexdigest()[:16]
+  flags = ["-O3", "-fopenmp-simd", "-shared", "-fPIC", "-std=c++17", "-w"]
+  key = hashlib.sha256(source + f"{flags}|{jax.__version__}|{jax.ffi.include_dir()}|{library}".encode()).hexdigest()[:16]
   cache = os.environ.get("SCRATCHPAD_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "scratchpad")
   path = os.path.join(cache, f"cpu_blas-{key}.so")
   if os.path.exists(path):
@@ -166,7 +229,7 @@ def _build() -> str:
   os.makedirs(cache, exist_ok=True)
   with tempfile.TemporaryDirectory(dir=cache) as tmp:  # built aside, then renamed: never half-written
     built = os.path.join(tmp, "cpu_blas.so")
-    subprocess.run([compiler, "-O2", "-shared", "-fPIC", "-std=c++17", "-w", "-I", jax.ffi.include_dir(), "-I",
+    subprocess.run([compiler, *flags, "-I", jax.ffi.include_dir(), "-I",
                     include, _SOURCE, "-o", built, f"-L{os.path.dirname(library)}", f"-l:{os.path.basename(library)}",
                     f"-Wl,-rpath,{os.path.dirname(library)}"], check=True, capture_output=True, timeout=300)
     os.replace(built, path)

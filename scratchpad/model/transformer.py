@@ -134,15 +134,15 @@ def rotary_table(num_positions: int, half: int, max_wavelength: float) -> tuple[
   return np.sin(angle_PxK2).astype(np.float32), np.cos(angle_PxK2).astype(np.float32)
 
 
-def rotary(x_BxHxLxK, positions_BxL, max_wavelength: float, num_positions: int):
+def rotary(x_BxLxHxK, positions_BxL, max_wavelength: float, num_positions: int):
   """Rotary position embedding (Su et al. 2021), on pairs (i, i + K/2).
 
   Positions must be below `num_positions`: a token's position never exceeds its index in
   the row or the cache, so that length is enough."""
-  sin_PxK2, cos_PxK2 = rotary_table(num_positions, x_BxHxLxK.shape[-1] // 2, max_wavelength)
-  sin, cos = jnp.asarray(sin_PxK2)[positions_BxL][:, None], jnp.asarray(cos_PxK2)[positions_BxL][:, None]
-  x1, x2 = jnp.split(x_BxHxLxK.astype(jnp.float32), 2, axis=-1)
-  return jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1).astype(x_BxHxLxK.dtype)
+  sin_PxK2, cos_PxK2 = rotary_table(num_positions, x_BxLxHxK.shape[-1] // 2, max_wavelength)
+  sin, cos = jnp.asarray(sin_PxK2)[positions_BxL][:, :, None], jnp.asarray(cos_PxK2)[positions_BxL][:, :, None]
+  x1, x2 = jnp.split(x_BxLxHxK.astype(jnp.float32), 2, axis=-1)
+  return jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1).astype(x_BxLxHxK.dtype)
 
 
 # Query blocks of causal attention (training, full recomputation): a block attends to the keys up
@@ -181,6 +181,33 @@ def causal_block_attention(q_BxHxLxK, k_BxHxLxK, v_BxHxLxK, mask_BxLxL, block: i
       for start in range(0, length, block)], axis=2)
 
 
+def attention_mask(q_index_L, k_index_S, segment_ids_BxL, k_segment_BxS):
+  """Causal, within one packed segment, never to padding (segment 0): mask_BxLxS."""
+  return ((q_index_L[:, None] >= k_index_S[None, :])[None]
+          & (segment_ids_BxL[:, :, None] == k_segment_BxS[:, None, :])
+          & (k_segment_BxS[:, None, :] != 0))
+
+
+def causal_self_attention(q_BxLxHxK, k_BxLxHxK, v_BxLxHxK, segment_ids_BxL):
+  """Attention of each token to itself and the tokens before it in its packed segment (training,
+  full recomputation), by query blocks of `attention_block(L)`.
+
+  On one CPU device with MKL it is one fused custom call (`cpu_blas.causal_attention`, the same
+  result to float32 rounding); elsewhere XLA's `causal_block_attention`, in heads-first layout."""
+  length = q_BxLxHxK.shape[1]
+  block = attention_block(length)
+  if cpu_blas.uses_mkl(q_BxLxHxK, k_BxLxHxK, v_BxLxHxK):
+    return cpu_blas.causal_attention(q_BxLxHxK, k_BxLxHxK, v_BxLxHxK, segment_ids_BxL, block)
+  q_BxHxLxK, k_BxHxLxK, v_BxHxLxK = (x.transpose(0, 2, 1, 3) for x in (q_BxLxHxK, k_BxLxHxK, v_BxLxHxK))
+  index_L = jnp.arange(length)
+  mask_BxLxL = attention_mask(index_L, index_L, segment_ids_BxL, segment_ids_BxL)
+  if length > block:
+    attended_BxHxLxK = causal_block_attention(q_BxHxLxK, k_BxHxLxK, v_BxHxLxK, mask_BxLxL, block)
+  else:
+    attended_BxHxLxK = dot_product_attention(q_BxHxLxK, k_BxHxLxK, v_BxHxLxK, mask_BxLxL)
+  return attended_BxHxLxK.transpose(0, 2, 1, 3)
+
+
 class Attention(nnx.Module):
   def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
     self.cfg = cfg
@@ -200,43 +227,33 @@ class Attention(nnx.Module):
     cfg, dt = self.cfg, x_BxLxD.dtype
     batch, length, d = x_BxLxD.shape
 
-    def project(w_DxHxK):  # heads before length: XLA's CPU batched matmuls want the batch dims leading
+    def project(w_DxHxK):
       y_BxLxHK = dense(x_BxLxD, w_DxHxK[...].astype(dt).reshape(d, -1))
-      return y_BxLxHK.reshape(batch, length, cfg.num_heads, cfg.head_dim).transpose(0, 2, 1, 3)
+      return y_BxLxHK.reshape(batch, length, cfg.num_heads, cfg.head_dim)
 
-    q_BxHxLxK, k_BxHxLxK, v_BxHxLxK = project(self.q_DxHxK), project(self.k_DxHxK), project(self.v_DxHxK)
+    q_BxLxHxK, k_BxLxHxK, v_BxLxHxK = project(self.q_DxHxK), project(self.k_DxHxK), project(self.v_DxHxK)
     if cfg.position_encoding == "rope":
       num_positions = length if cache is None else cache.k_BxHxSxK[layer].shape[2]
-      q_BxHxLxK = rotary(q_BxHxLxK, positions_BxL, cfg.rope_max_wavelength, num_positions)
-      k_BxHxLxK = rotary(k_BxHxLxK, positions_BxL, cfg.rope_max_wavelength, num_positions)
+      q_BxLxHxK = rotary(q_BxLxHxK, positions_BxL, cfg.rope_max_wavelength, num_positions)
+      k_BxLxHxK = rotary(k_BxLxHxK, positions_BxL, cfg.rope_max_wavelength, num_positions)
 
     if cache is None:
-      q_index_L = k_index_S = jnp.arange(length)
-      k_segment_BxS = segment_ids_BxL
+      attended_BxLxHxK = causal_self_attention(q_BxLxHxK, k_BxLxHxK, v_BxLxHxK, segment_ids_BxL)
     else:
-      # Write this layer's new keys and values in place, then attend to all S.
+      # Write this layer's new keys and values in place, then attend to all S. Heads before
+      # length: XLA's CPU batched matmuls want the batch dims leading.
+      q_BxHxLxK, k_BxHxLxK, v_BxHxLxK = (x.transpose(0, 2, 1, 3) for x in (q_BxLxHxK, k_BxLxHxK, v_BxLxHxK))
       k_BxHxSxK = jax.lax.dynamic_update_slice_in_dim(
           cache.k_BxHxSxK[layer], k_BxHxLxK.astype(cache.k_BxHxSxK[layer].dtype), cache.index, 2)
       v_BxHxSxK = jax.lax.dynamic_update_slice_in_dim(
           cache.v_BxHxSxK[layer], v_BxHxLxK.astype(cache.v_BxHxSxK[layer].dtype), cache.index, 2)
       cache = cache._replace(k_BxHxSxK=_replace_at(cache.k_BxHxSxK, layer, k_BxHxSxK),
                              v_BxHxSxK=_replace_at(cache.v_BxHxSxK, layer, v_BxHxSxK))
-      k_BxHxLxK, v_BxHxLxK = k_BxHxSxK.astype(dt), v_BxHxSxK.astype(dt)
-      k_segment_BxS = cache.segment_ids_BxS
-      q_index_L = cache.index + jnp.arange(length)
-      k_index_S = jnp.arange(k_BxHxLxK.shape[2])
-
-    # Causal, within one packed segment, never to padding.
-    mask_BxLxS = ((q_index_L[:, None] >= k_index_S[None, :])[None]
-                  & (segment_ids_BxL[:, :, None] == k_segment_BxS[:, None, :])
-                  & (k_segment_BxS[:, None, :] != 0))
-    block = attention_block(length)
-    if cache is None and length > block:
-      attended_BxHxLxK = causal_block_attention(q_BxHxLxK, k_BxHxLxK, v_BxHxLxK, mask_BxLxS, block)
-    else:
-      attended_BxHxLxK = dot_product_attention(q_BxHxLxK, k_BxHxLxK, v_BxHxLxK, mask_BxLxS)
-    attended_BxLxHK = attended_BxHxLxK.transpose(0, 2, 1, 3).reshape(batch, length, d)
-    return dense(attended_BxLxHK, self.out_HxKxD[...].astype(dt).reshape(d, d)), cache
+      mask_BxLxS = attention_mask(cache.index + jnp.arange(length), jnp.arange(k_BxHxSxK.shape[2]),
+                                  segment_ids_BxL, cache.segment_ids_BxS)
+      attended_BxHxLxK = dot_product_attention(q_BxHxLxK, k_BxHxSxK.astype(dt), v_BxHxSxK.astype(dt), mask_BxLxS)
+      attended_BxLxHxK = attended_BxHxLxK.transpose(0, 2, 1, 3)
+    return dense(attended_BxLxHxK.reshape(batch, length, d), self.out_HxKxD[...].astype(dt).reshape(d, d)), cache
 
 
 class MLP(nnx.Module):
