@@ -128,8 +128,9 @@ constexpr float kMasked = -1e30f;
 // degree-7 polynomial, about 1 ulp); 0 below -87 (where exp(x) is no longer a normal float),
 // which includes every masked logit, x - max = -1e30.
 inline float ExpNonPositive(float x) {
-  const float n = (x * 1.44269504f + 12582912.0f) - 12582912.0f;  // round to nearest: 1.5 * 2^23
-  float r = x - n * 0.693359375f;
+  const float clamped = std::max(x, -88.0f);  // keeps 2^n's exponent in int range
+  const float n = (clamped * 1.44269504f + 12582912.0f) - 12582912.0f;  // round to nearest: 1.5 * 2^23
+  float r = clamped - n * 0.693359375f;
   r = r + n * 2.12194440e-4f;
   float p = 1.9875691500e-4f;
   p = p * r + 1.3981999507e-3f;
@@ -279,11 +280,15 @@ void AttentionBackward(const Attention& at, const float* q, const float* k, cons
   }
 }
 
-ffi::Error CheckAttention(const ffi::Buffer<ffi::F32>& q, const ffi::Buffer<ffi::S32>& segments, int64_t block,
+ffi::Error CheckAttention(const ffi::Buffer<ffi::F32>& q, const ffi::Buffer<ffi::F32>& k,
+                          const ffi::Buffer<ffi::F32>& v, const ffi::Buffer<ffi::S32>& segments, int64_t block,
                           Attention* at, float scale) {
   const auto dims = q.dimensions();
-  if (dims.size() != 4 || segments.dimensions().size() != 2 || segments.dimensions()[0] != dims[0] ||
-      segments.dimensions()[1] != dims[1] || block <= 0)
+  const auto same = [&](const ffi::Buffer<ffi::F32>& x) {
+    return std::equal(dims.begin(), dims.end(), x.dimensions().begin(), x.dimensions().end());
+  };
+  if (dims.size() != 4 || !same(k) || !same(v) || segments.dimensions().size() != 2 ||
+      segments.dimensions()[0] != dims[0] || segments.dimensions()[1] != dims[1] || block <= 0)
     return ffi::Error::InvalidArgument("cpu_blas: bad attention shapes");
   *at = Attention{dims[0], dims[1], dims[2], dims[3], std::min(block, std::max<int64_t>(dims[1], 1)), scale,
                   segments.typed_data()};
@@ -294,7 +299,7 @@ ffi::Error CausalAttention(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> q, ffi::B
                            ffi::Buffer<ffi::F32> v, ffi::Buffer<ffi::S32> segments, ffi::ResultBuffer<ffi::F32> out,
                            ffi::ResultBuffer<ffi::F32> stats, int64_t block, float scale) {
   Attention at;
-  if (auto error = CheckAttention(q, segments, block, &at, scale); error.failure()) return error;
+  if (auto error = CheckAttention(q, k, v, segments, block, &at, scale); error.failure()) return error;
   ParallelFor(pool, at.batch * at.heads, [&](int64_t part) {
     thread_local std::vector<float> p;
     AttentionForward(at, q.typed_data(), k.typed_data(), v.typed_data(), out->typed_data(), stats->typed_data(),
@@ -309,7 +314,7 @@ ffi::Error CausalAttentionBackward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> q
                                    ffi::ResultBuffer<ffi::F32> dq, ffi::ResultBuffer<ffi::F32> dk,
                                    ffi::ResultBuffer<ffi::F32> dv, int64_t block, float scale) {
   Attention at;
-  if (auto error = CheckAttention(q, segments, block, &at, scale); error.failure()) return error;
+  if (auto error = CheckAttention(q, k, v, segments, block, &at, scale); error.failure()) return error;
   ParallelFor(pool, at.batch * at.heads, [&](int64_t part) {
     thread_local Workspace ws;
     AttentionBackward(at, q.typed_data(), k.typed_data(), v.typed_data(), out.typed_data(), stats.typed_data(),
