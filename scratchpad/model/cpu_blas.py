@@ -1,4 +1,5 @@
-"""Matrix multiplies on CPU through Intel MKL: an XLA FFI custom call, used where it can be.
+"""Matrix multiplies and causal attention on CPU through Intel MKL: XLA FFI custom calls, used
+where they can be.
 
 XLA's CPU backend runs two kinds of this model's matmuls far below the machine's rate: the weight
 gradients, which contract all the tokens of a batch into a small matrix (182-275 GFLOP/s on a
@@ -18,6 +19,12 @@ rounding:
   * both operands are float32;
   * `SCRATCHPAD_CPU_BLAS` is not `0`.
 Its gradient is a custom VJP made of the same matmuls, so the backward pass runs in MKL too.
+
+`causal_attention(q, k, v, segment_ids, block)` is causal self-attention within packed segments,
+fused: one custom call for the forward pass and one for the backward pass, with
+`transformer.causal_block_attention`'s result to float32 rounding. `transformer.causal_self_attention`
+calls it under the same conditions (`uses_mkl`), for any size. Fused, attention ran 3-4x faster than
+XLA's passes over the logits (benchmarks/NOTES.md, change 19).
 """
 
 from __future__ import annotations
