@@ -141,13 +141,13 @@ def matmuls_alone(cfg: transformer.ModelConfig, hp: common.TrainHParams, batch: 
   dots = [eqn for eqn in eqns if eqn.primitive is jax.lax.dot_general_p]
   products = [p for eqn in eqns if eqn.primitive is not jax.lax.dot_general_p for p in mkl_products(eqn)]
   # One random array per operand shape and dtype, read by every matmul that takes it.
+  f32 = np.dtype(np.float32)  # the MKL kernels' only dtype
   shapes = list(dict.fromkeys([(v.aval.shape, v.aval.dtype) for eqn in dots for v in eqn.invars]
-                              + [(shape, np.dtype(np.float32)) for p in products for shape in p[:2]]))
+                              + [(shape, f32) for p in products for shape in p[:2]]))
   index = {key: i for i, key in enumerate(shapes)}
   rng = np.random.default_rng(0)
   arrays = [jax.device_put(rng.standard_normal(shape, np.float32).astype(dtype)) for shape, dtype in shapes]
   dot_operands = [tuple(index[v.aval.shape, v.aval.dtype] for v in eqn.invars) for eqn in dots]
-  f32 = np.dtype(np.float32)
   product_operands = [(index[a, f32], index[b, f32]) for a, b, _, _ in products]
 
   def all_matmuls(*arrays):

@@ -126,8 +126,8 @@ def test_a_training_step_with_mkl_equals_one_with_xlas_dots(mkl):
     return jax.device_get(state["params"]), jax.device_get(metrics)
 
   params, metrics = one_step()
-  step_hlo = jax.jit(train_bench.trainer_step(cfg, common.TrainHParams())[0]).lower(
-      jax.eval_shape(train_bench.trainer_step(cfg, common.TrainHParams())[1]), batch).as_text()
+  train_step, init_state = train_bench.trainer_step(cfg, common.TrainHParams())
+  step_hlo = jax.jit(train_step).lower(jax.eval_shape(init_state), batch).as_text()
   assert all(target in step_hlo for target in (cpu_blas.TARGET, cpu_blas.ATTENTION_TARGET,
                                                cpu_blas.ATTENTION_BACKWARD_TARGET))
   with pytest.MonkeyPatch.context() as patch:

@@ -102,7 +102,8 @@ def sizes(a_shape, b_shape, transpose_a: bool, transpose_b: bool) -> tuple[int, 
 
 
 def uses_mkl(*arrays) -> bool:
-  """Whether `matmul` of these operands, traced now, calls MKL (for a product of `MIN_FLOPS`)."""
+  """Whether `matmul` of these operands (for a product of `MIN_FLOPS`), or `causal_attention`,
+  traced now, calls MKL."""
   return (all(x.dtype == jnp.float32 for x in arrays) and os.environ.get("SCRATCHPAD_CPU_BLAS", "") != "0"
           and _one_cpu_device() and available())
 
@@ -121,8 +122,8 @@ def status() -> str:
   """One line for logs and benchmark headers."""
   reason = _registered()
   if reason is None:
-    return "MKL matmuls (cpu_blas)" + ("" if _one_cpu_device() else ": not on this backend or mesh")
-  return f"XLA matmuls ({reason})"
+    return "MKL matmuls and attention (cpu_blas)" + ("" if _one_cpu_device() else ": not on this backend or mesh")
+  return f"XLA matmuls and attention ({reason})"
 
 
 # --------------------------------------------------------------------------- the custom call
