@@ -1,9 +1,14 @@
-"""A byte vocabulary with reserved special ids, as a seqio Vocabulary.
+"""The tasks' vocabularies, as seqio Vocabularies sharing six reserved special ids.
 
-Ids 0..5 are special; every byte b maps to id b + NUM_SPECIAL, so every digit,
-space and symbol of the scratchpad formats is its own token. `<pause>` (Goyal
-et al. 2023) has its own id and embedding row from the start. `<scratch>` and
-`</scratch>` get one id each so the scratchpad tags cost one position, not ten.
+`ByteVocabulary`, every task's default: every byte b maps to id b + NUM_SPECIAL,
+so every digit, space and symbol of the scratchpad formats is its own token.
+`<pause>` (Goyal et al. 2023) has its own id and embedding row from the start.
+`<scratch>` and `</scratch>` get one id each so the scratchpad tags cost one
+position, not ten.
+
+`SymbolVocabulary`, opt-in (the arithmetic tasks' `_symbols` variants): the
+paper's one token per digit, each space absorbed into the token after it as
+SentencePiece does, so `2 9 + 5 7` is five tokens, not nine bytes.
 """
 
 from __future__ import annotations
@@ -88,6 +93,98 @@ class ByteVocabulary(seqio.Vocabulary):
 _ID_TO_STRING = {PAD_ID: "", EOS_ID: "", UNK_ID: "", **{i: s for s, i in SPECIAL_STRINGS.items()}}
 
 
+class SymbolVocabulary(seqio.Vocabulary):
+  """One token per space-separated symbol of the addition and polynomial texts.
+
+  A text is split into words at spaces and newlines; a newline is a token. A word
+  of WORDS (or a special string) is one token; any other word is spelled in
+  CHARACTERS, its first character marked as starting a word (`▁-`, `7`, `*`, `x`
+  for `-7*x`), as SentencePiece marks the space before it. Decoding puts one space
+  before each word but a line's first, so a text round-trips when its words are
+  single-spaced, its lines have no spaces at their ends and it uses only these
+  symbols; another character encodes as unk.
+  """
+
+  CHARACTERS = "0123456789+-*=,:x"
+  WORDS = ("C:", "Evaluate", "at", "total:")
+  NEWLINE_ID = NUM_SPECIAL
+
+  def __init__(self):
+    super().__init__(extra_ids=0)
+    pieces = ["\n", *("▁" + c for c in self.CHARACTERS), *self.CHARACTERS, *("▁" + w for w in self.WORDS)]
+    self.pieces = [_ID_TO_STRING[i] for i in range(NUM_SPECIAL)] + pieces
+    self.pieces[PAUSE_ID], self.pieces[SCRATCH_OPEN_ID], self.pieces[SCRATCH_CLOSE_ID] = (
+        "▁" + s for s in (PAUSE, SCRATCH_OPEN, SCRATCH_CLOSE))
+    self._piece_ids = {p: i for i, p in enumerate(self.pieces) if p}
+    self._word_ids = {p[1:]: i for p, i in self._piece_ids.items() if p.startswith("▁") and len(p) > 2}
+    self._word_ids["\n"] = self.NEWLINE_ID
+
+  @property
+  def eos_id(self) -> int:
+    return EOS_ID
+
+  @property
+  def unk_id(self) -> int:
+    return UNK_ID
+
+  @property
+  def pause_id(self) -> int:
+    return PAUSE_ID
+
+  @property
+  def _base_vocab_size(self) -> int:
+    return len(self.pieces)
+
+  @staticmethod
+  def _words(s: str) -> list[str]:
+    return [w for w in s.replace("\n", " \n ").split(" ") if w]
+
+  def _encode(self, s: str) -> list[int]:
+    ids = []
+    for word in self._words(s):
+      if word in self._word_ids:
+        ids.append(self._word_ids[word])
+      else:
+        ids.extend(self._piece_ids.get(("▁" if i == 0 else "") + c, UNK_ID) for i, c in enumerate(word))
+    return ids
+
+  @staticmethod
+  def _spaced(joined: str) -> str:
+    """Pieces joined, `▁` read as a space: no space starts the text or a line."""
+    return joined.replace("▁", " ").replace("\n ", "\n").removeprefix(" ")
+
+  def _decode(self, ids) -> str:
+    return self._spaced("".join(self.pieces[int(i)] if 0 <= int(i) < len(self.pieces) else "" for i in ids))
+
+  def _encode_tf(self, s: tf.Tensor) -> tf.Tensor:
+    words = tf.strings.split(tf.strings.regex_replace(s, "\n", " \n "), " ")
+    words = tf.boolean_mask(words, tf.strings.length(words) > 0)
+    word_ids = _lookup(self._word_ids, words, -1)
+    chars = tf.strings.unicode_split(words, "UTF-8")  # ragged: one row per word
+    flat, row = chars.flat_values, chars.value_rowids()
+    first = tf.equal(tf.range(tf.size(flat, out_type=tf.int64)), tf.gather(chars.row_starts(), row))
+    char_ids = _lookup(self._piece_ids, tf.where(first, "▁" + flat, flat), UNK_ID)
+    is_word = tf.gather(word_ids, row) >= 0
+    ids = tf.where(is_word, tf.gather(word_ids, row), char_ids)
+    return tf.boolean_mask(ids, ~is_word | first)  # a whole word keeps one id
+
+  def _decode_tf(self, ids: tf.Tensor) -> tf.Tensor:
+    joined = tf.strings.reduce_join(tf.gather(tf.constant(self.pieces), ids), axis=-1)
+    joined = tf.strings.regex_replace(tf.strings.regex_replace(joined, "▁", " "), "\n ", "\n")
+    return tf.strings.regex_replace(joined, "^ ", "")
+
+  def __eq__(self, other) -> bool:
+    return isinstance(other, SymbolVocabulary)
+
+  def __hash__(self) -> int:
+    return hash(type(self))
+
+
+def _lookup(table: dict[str, int], keys: tf.Tensor, default: int) -> tf.Tensor:
+  init = tf.lookup.KeyValueTensorInitializer(list(table), list(table.values()), tf.string, tf.int32)
+  return tf.lookup.StaticHashTable(init, default).lookup(keys)
+
+
 def check_text(text: str, alphabet: str | None, what: str = "input") -> None:
   """Raises ValueError naming the characters of `text` outside `alphabet` (None: any text)."""
   if alphabet is None:
@@ -99,11 +196,12 @@ def check_text(text: str, alphabet: str | None, what: str = "input") -> None:
 
 
 VOCABULARY = ByteVocabulary()
+SYMBOLS = SymbolVocabulary()
 
 
-def token_length(text: str) -> int:
+def token_length(text: str, vocabulary: seqio.Vocabulary = VOCABULARY) -> int:
   """Tokens of `text` as a feature of a task: its ids and the eos after them."""
-  return len(VOCABULARY.encode(text)) + 1
+  return len(vocabulary.encode(text)) + 1
 
 
 # Pod runs: a SentencePiece model given by path (pad 0, eos 1, unk 2, as seqio
