@@ -8,12 +8,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from flax import nnx
 
-from scratchpad.model import decode, transformer
+from scratchpad.model import decode, positions, transformer
 
 
 def make(position_encoding="rope", dtype="float32", seed=0):
   cfg = transformer.ModelConfig(vocab_size=64, num_layers=2, d_model=32, num_heads=4, mlp_dim=64,
-                                max_length=64, position_encoding=position_encoding, dtype=dtype)
+                                max_length=64, position_encoding=position_encoding, dtype=dtype,
+                                line_stride=8, line_break_ids=(1, 7, 8))
   graphdef, state = nnx.split(transformer.Transformer(cfg, nnx.Rngs(seed)), nnx.Param)
   return graphdef, nnx.to_pure_dict(state), state
 
@@ -54,13 +55,18 @@ def test_every_parameter_has_logical_axes():
     assert axes is not None and len(axes) == var.get_value().ndim and None not in axes, path
 
 
-@pytest.mark.parametrize("position_encoding", ["rope", "learned"])
+@pytest.mark.parametrize("position_encoding", transformer.POSITION_ENCODINGS)
 def test_future_tokens_do_not_change_past_logits(position_encoding):
   graphdef, params, _ = make(position_encoding)
   tokens = jnp.asarray(np.random.default_rng(0).integers(6, 64, (2, 12)), jnp.int32)
   changed = tokens.at[:, 8:].set(7)
-  np.testing.assert_allclose(forward(graphdef, params, tokens)[:, :8],
-                             forward(graphdef, params, changed)[:, :8], atol=1e-5)
+  ids = lambda t: positions.row_ids(graphdef_cfg(graphdef, params), t, jnp.broadcast_to(jnp.arange(12), t.shape))
+  np.testing.assert_allclose(forward(graphdef, params, tokens, ids(tokens))[:, :8],
+                             forward(graphdef, params, changed, ids(changed))[:, :8], atol=1e-5)
+
+
+def graphdef_cfg(graphdef, params):
+  return nnx.merge(graphdef, params).cfg
 
 
 def test_packed_segments_equal_separate_sequences():
@@ -143,7 +149,7 @@ def _prompts():
   return prompts, segments
 
 
-@pytest.mark.parametrize("position_encoding", ["rope", "learned"])
+@pytest.mark.parametrize("position_encoding", transformer.POSITION_ENCODINGS)
 def test_kv_cache_decoding_equals_full_recompute(position_encoding):
   graphdef, params, _ = make(position_encoding, seed=3)
   prompts, segments = _prompts()

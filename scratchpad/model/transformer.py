@@ -21,10 +21,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from scratchpad.model import cpu_blas
+from scratchpad.model import cpu_blas, positions
 
 
-POSITION_ENCODINGS = ("rope", "learned")
+POSITION_ENCODINGS = positions.SCHEMES
 DTYPES = ("float32", "bfloat16")  # compute dtypes
 
 
@@ -52,10 +52,12 @@ class ModelConfig:
   d_model: int = 128
   num_heads: int = 4
   mlp_dim: int = 512
-  max_length: int = 1024  # learned absolute positions only
-  position_encoding: str = "rope"  # "rope" | "learned"
+  max_length: int = 1024  # learned positions: the table's rows; randomized: the ids' range
+  position_encoding: str = "rope"  # one of POSITION_ENCODINGS (positions.py says what each does)
   rope_max_wavelength: float = 10_000.0
   dtype: str = "float32"  # compute dtype; parameters stay float32
+  line_stride: int = 64  # lines: ids per line
+  line_break_ids: tuple[int, ...] = ()  # lines: the tokens that end a line (newline, eos); from the vocabulary
 
   @property
   def head_dim(self) -> int:
@@ -65,7 +67,8 @@ class ModelConfig:
     if self.d_model % self.num_heads:
       raise ValueError(f"d_model {self.d_model} is not divisible by num_heads {self.num_heads}")
     if self.position_encoding not in POSITION_ENCODINGS:
-      raise ValueError(f"unknown position_encoding {self.position_encoding!r}: use 'rope' or 'learned'")
+      raise ValueError(f"unknown position_encoding {self.position_encoding!r}: use one of "
+                       + ", ".join(POSITION_ENCODINGS))
     if self.dtype not in DTYPES:
       raise ValueError(f"unknown dtype {self.dtype!r}: use 'float32' or 'bfloat16'")
 
@@ -134,13 +137,19 @@ def rotary_table(num_positions: int, half: int, max_wavelength: float) -> tuple[
   return np.sin(angle_PxK2).astype(np.float32), np.cos(angle_PxK2).astype(np.float32)
 
 
-def rotary(x_BxLxHxK, positions_BxL, max_wavelength: float, num_positions: int):
+def rotary(x_BxLxHxK, positions_BxL, max_wavelength: float, num_positions: int | None):
   """Rotary position embedding (Su et al. 2021), on pairs (i, i + K/2).
 
-  Positions must be below `num_positions`: a token's position never exceeds its index in
-  the row or the cache, so that length is enough."""
-  sin_PxK2, cos_PxK2 = rotary_table(num_positions, x_BxLxHxK.shape[-1] // 2, max_wavelength)
-  sin, cos = jnp.asarray(sin_PxK2)[positions_BxL][:, :, None], jnp.asarray(cos_PxK2)[positions_BxL][:, :, None]
+  Positions must be below `num_positions` (rope: a token's position never exceeds its index
+  in the row or the cache, so that length is enough); None computes the angles in the program,
+  for ids that may exceed it (randomized, lines)."""
+  half = x_BxLxHxK.shape[-1] // 2
+  if num_positions is None:
+    angle_BxLxK2 = positions_BxL[..., None].astype(jnp.float32) * max_wavelength ** (-jnp.arange(half) / half)
+    sin, cos = jnp.sin(angle_BxLxK2)[:, :, None], jnp.cos(angle_BxLxK2)[:, :, None]
+  else:
+    sin_PxK2, cos_PxK2 = rotary_table(num_positions, half, max_wavelength)
+    sin, cos = jnp.asarray(sin_PxK2)[positions_BxL][:, :, None], jnp.asarray(cos_PxK2)[positions_BxL][:, :, None]
   x1, x2 = jnp.split(x_BxLxHxK.astype(jnp.float32), 2, axis=-1)
   return jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1).astype(x_BxLxHxK.dtype)
 
@@ -232,8 +241,9 @@ class Attention(nnx.Module):
       return y_BxLxHK.reshape(batch, length, cfg.num_heads, cfg.head_dim)
 
     q_BxLxHxK, k_BxLxHxK, v_BxLxHxK = project(self.q_DxHxK), project(self.k_DxHxK), project(self.v_DxHxK)
-    if cfg.position_encoding == "rope":
+    if cfg.position_encoding in positions.ROTARY:
       num_positions = length if cache is None else cache.k_BxHxSxK[layer].shape[2]
+      num_positions = num_positions if cfg.position_encoding == "rope" else None
       q_BxLxHxK = rotary(q_BxLxHxK, positions_BxL, cfg.rope_max_wavelength, num_positions)
       k_BxLxHxK = rotary(k_BxLxHxK, positions_BxL, cfg.rope_max_wavelength, num_positions)
 
@@ -297,7 +307,9 @@ class Transformer(nnx.Module):
                               ("embed", "vocab"))
 
   def __call__(self, tokens_BxL, positions_BxL, segment_ids_BxL, cache: KVCache | None = None):
-    """Returns logits_BxLxV and, with a cache, the cache with these L tokens written."""
+    """Returns logits_BxLxV and, with a cache, the cache with these L tokens written.
+
+    `positions_BxL` are the ids of the config's scheme (`positions.training_ids`, `row_ids`)."""
     cfg = self.cfg
     dt = jnp.dtype(cfg.dtype)
     x_BxLxD = self.embed_VxD[...][tokens_BxL].astype(dt)

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from scratchpad.model import transformer
+from scratchpad.model import positions, transformer
 
 
 def lr_schedule(train_cfg) -> optax.Schedule:
@@ -44,12 +44,25 @@ def init_state(model_cfg: transformer.ModelConfig, tx: optax.GradientTransformat
   return {"step": jnp.zeros((), jnp.int32), "params": params, "opt_state": tx.init(params)}
 
 
-def train_step(graphdef, tx: optax.GradientTransformation, state, batch):
-  """One optimizer step on a batch of the model's features; returns the new state and metrics."""
+def eval_step(graphdef, params, batch):
+  """The weighted loss and token accuracy of a batch, with evaluation's position ids."""
+  model = nnx.merge(graphdef, params)
+  position_ids_BxL = positions.row_ids(model.cfg, batch["decoder_input_tokens"], batch["decoder_positions"])
+  logits_BxLxV, _ = model(batch["decoder_input_tokens"], position_ids_BxL, batch["decoder_segment_ids"])
+  return weighted_loss(logits_BxLxV, batch["decoder_target_tokens"], batch["decoder_loss_weights"])
+
+
+def train_step(graphdef, tx: optax.GradientTransformation, state, batch, seed: int = 0):
+  """One optimizer step on a batch of the model's features; returns the new state and metrics.
+
+  Randomized position ids are drawn from `seed` and the step, so a resumed run draws the same."""
+  key = jax.random.fold_in(jax.random.key(seed), state["step"])
+
   def loss_fn(params):
     model = nnx.merge(graphdef, params)
-    logits_BxLxV, _ = model(batch["decoder_input_tokens"], batch["decoder_positions"],
-                            batch["decoder_segment_ids"])
+    position_ids_BxL = positions.training_ids(model.cfg, batch["decoder_input_tokens"], batch["decoder_positions"],
+                                              batch["decoder_segment_ids"], key)
+    logits_BxLxV, _ = model(batch["decoder_input_tokens"], position_ids_BxL, batch["decoder_segment_ids"])
     return weighted_loss(logits_BxLxV, batch["decoder_target_tokens"], batch["decoder_loss_weights"])
 
   (loss, accuracy), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])

@@ -1,0 +1,97 @@
+"""Position ids for each `position_encoding`, from the tokens before each position.
+
+The model turns ids into an encoding (`transformer`): rotary for `rope`,
+`randomized` and `lines`, a learned table for `learned`, none for `nope`. This
+module says which id each token gets, in training rows (packed segments), in
+prompts and at each decoding step, so the three agree exactly:
+
+  rope, learned, nope  the token's index in its segment (nope ignores it).
+  randomized           training: sorted, distinct ids drawn at random from
+                       [0, max_length) per segment (Ruoss et al. 2023), so every
+                       distance up to max_length is seen; evaluation: 0..n.
+  lines                line * line_stride + place in the line (ours, for the Nye
+                       formats): a line ends after a newline or the input's eos.
+                       A scratchpad line copies the one above it with fixed
+                       shifts per field (a's digits 0, b's -1, the result -1), so
+                       with lines shorter than the stride every lookup a step
+                       needs is a fixed distance, whatever the operands' length.
+
+A token's id depends only on the tokens before it in its segment (causal), so a
+decoder carries `(line, place)` of the next token from step to step.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+SCHEMES = ("rope", "learned", "nope", "randomized", "lines")
+ROTARY = ("rope", "randomized", "lines")  # the schemes the model encodes with rotary embeddings
+
+
+def segment_positions(segment_ids_BxL):
+  """Index of each token in its segment, for left-padded prompts (one segment a row)."""
+  return jnp.maximum(jnp.cumsum(segment_ids_BxL, axis=-1) - 1, 0)
+
+
+def _line_and_place(tokens_BxL, positions_BxL, break_ids: tuple[int, ...]):
+  """(line, place) of each token: line breaks before it in its segment, tokens since the last."""
+  index_L = jnp.arange(tokens_BxL.shape[1])
+  start_BxL = index_L - positions_BxL  # the segment's first index
+  is_break_BxL = jnp.isin(tokens_BxL, jnp.asarray(break_ids, tokens_BxL.dtype))
+  before_BxL = jnp.cumsum(is_break_BxL, axis=1) - is_break_BxL  # breaks strictly before each token
+  line_BxL = before_BxL - jnp.take_along_axis(before_BxL, start_BxL, axis=1)
+  last_BxL = jax.lax.cummax(jnp.where(is_break_BxL, index_L, -1), axis=1)
+  last_BxL = jnp.pad(last_BxL, ((0, 0), (1, 0)), constant_values=-1)[:, :-1]  # the last break before
+  place_BxL = jnp.where(last_BxL >= start_BxL, index_L - last_BxL - 1, positions_BxL)
+  return line_BxL, place_BxL
+
+
+def randomized(key, positions_BxL, segment_ids_BxL, num_positions: int):
+  """Per segment of n tokens, n sorted distinct ids in [0, num_positions), uniform at random:
+  n draws from [0, num_positions - n] sorted within the segment, plus 0..n-1."""
+  batch, length = positions_BxL.shape
+  same_BxLxL = segment_ids_BxL[:, :, None] == segment_ids_BxL[:, None, :]
+  count_BxL = jnp.sum(same_BxLxL, axis=-1)  # the segment's length, at each of its tokens
+  draws_BxL = jnp.floor(jax.random.uniform(key, (batch, length)) * (num_positions - count_BxL + 1))
+  # Segments are contiguous and in order (padding, segment 0, last): sorting segment-major keys
+  # sorts each segment's draws in place.
+  order_BxL = jnp.where(segment_ids_BxL == 0, jnp.max(segment_ids_BxL) + 1, segment_ids_BxL)
+  keys_BxL = order_BxL.astype(jnp.float32) * num_positions + draws_BxL
+  sorted_BxL = jnp.sort(keys_BxL, axis=1) - order_BxL * num_positions
+  return sorted_BxL.astype(jnp.int32) + positions_BxL
+
+
+def training_ids(cfg, tokens_BxL, positions_BxL, segment_ids_BxL, key=None):
+  """The ids of a batch of training rows; `key` draws the `randomized` ones."""
+  if cfg.position_encoding == "randomized":
+    return randomized(key, positions_BxL, segment_ids_BxL, cfg.max_length)
+  return row_ids(cfg, tokens_BxL, positions_BxL)
+
+
+def row_ids(cfg, tokens_BxL, positions_BxL):
+  """The ids of rows at evaluation (full recomputation, prompts): deterministic."""
+  if cfg.position_encoding != "lines":
+    return positions_BxL
+  line_BxL, place_BxL = _line_and_place(tokens_BxL, positions_BxL, cfg.line_break_ids)
+  return line_BxL * cfg.line_stride + place_BxL
+
+
+def next_state(cfg, tokens_BxL, positions_BxL):
+  """`(line, place)` of the token after each row's last one: a decoder's carry."""
+  if cfg.position_encoding != "lines":
+    return jnp.zeros_like(positions_BxL[:, -1]), positions_BxL[:, -1] + 1
+  line_BxL, place_BxL = _line_and_place(tokens_BxL, positions_BxL, cfg.line_break_ids)
+  return step_state(cfg, tokens_BxL[:, -1], line_BxL[:, -1], place_BxL[:, -1])
+
+
+def step_state(cfg, token_B, line_B, place_B):
+  """`(line, place)` of the token after `token_B`, itself at `(line_B, place_B)`."""
+  if cfg.position_encoding != "lines":
+    return line_B, place_B + 1
+  is_break_B = jnp.isin(token_B, jnp.asarray(cfg.line_break_ids, token_B.dtype))
+  return line_B + is_break_B, jnp.where(is_break_B, 0, place_B + 1)
+
+
+def state_id(cfg, line_B, place_B):
+  return line_B * cfg.line_stride + place_B if cfg.position_encoding == "lines" else place_B
