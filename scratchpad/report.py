@@ -8,13 +8,14 @@ import os
 import statistics
 
 from scratchpad import config as config_lib
-from scratchpad.evaluation import evaluator
+from scratchpad.evaluation import evaluator, run_record
 from scratchpad.markdown import markdown_table
 from scratchpad.model import transformer
 
 REPORT_FILE = "report.md"
 RUN_FILE = "run.json"  # a run's labels: {"labels": {axis: value}} (sweeps, the pause study)
 SCALING_PLOT = "accuracy_vs_params.png"
+LENGTH_PLOT = "accuracy_by_length.png"  # beside results.md: accuracy against operand length
 PAUSE_PLOT = "pause_variants.png"
 ABLATION_VARIANT = "PausePT_PauseFT"  # the pause paper's ablations vary this variant
 # Metrics shown in tables, in this order, when some run has them (all in %).
@@ -22,14 +23,15 @@ METRICS = ("answer_accuracy", "sequence_accuracy", "trace_line_accuracy")
 
 
 def shown_metrics(results_by_run) -> list[str]:
-  present = {m for results in results_by_run.values() for metrics in results.values() for m in metrics}
+  present = {m for results in results_by_run.values() for metrics in run_record.splits(results).values()
+             for m in metrics}
   return [m for m in METRICS if m in present]
 
 
 def results_rows(results_by_run: dict[str, dict[str, dict[str, float]]]) -> list[list[str]]:
   shown, rows = shown_metrics(results_by_run), []
   for run, results in results_by_run.items():
-    for split, metrics in results.items():
+    for split, metrics in run_record.splits(results).items():
       rows.append([run, split] + [f"{metrics[m]:.1f}" if m in metrics else "-" for m in shown]
                   + [str(metrics.get("num_examples", ""))])
   return rows
@@ -40,6 +42,47 @@ def results_table(results_by_run: dict[str, dict[str, dict[str, float]]]) -> str
   for program traces), in %, and the example count."""
   header = ["run", "split"] + [f"{m} %" for m in shown_metrics(results_by_run)] + ["examples"]
   return markdown_table(header, results_rows(results_by_run))
+
+
+def by_count(results: dict, metric: str) -> dict[int, float]:
+  """One run's accuracy per count (operand digits, terms) over all its splits; where two splits
+  share a count, the first split's (in distribution before ood)."""
+  merged = {}
+  for metrics in run_record.splits(results).values():
+    for count, value in metrics.get(metric, {}).items():
+      merged.setdefault(int(count), value)
+  return dict(sorted(merged.items()))
+
+
+def by_count_table(results_by_run: dict, breakdown) -> str:
+  """Answer accuracy (%) per count, a row per run, trained counts marked."""
+  counts = sorted({n for results in results_by_run.values() for n in by_count(results, breakdown.metric)})
+  lo, hi = breakdown.trained
+  header = ["run"] + [f"{n}{'' if lo <= n <= hi else ' (ood)'}" for n in counts]
+  rows = [[run] + [f"{by_count(results, breakdown.metric)[n]:.1f}" if n in by_count(results, breakdown.metric)
+                   else "-" for n in counts] for run, results in results_by_run.items()]
+  return f"answer accuracy % by {breakdown.unit}\n\n" + markdown_table(header, rows)
+
+
+def plot_by_count(results_by_run: dict, breakdown, path: str, title: str = "") -> None:
+  """The scratchpad paper's figure 3 shape: answer accuracy against operand length (or terms),
+  a line per run (direct, scratchpad), the trained range shaded."""
+  plt = _pyplot()
+  fig, ax = plt.subplots(figsize=(6.5, 4))
+  lo, hi = breakdown.trained
+  ax.axvspan(lo - 0.5, hi + 0.5, color="0.9", label="trained range")
+  for i, (run, results) in enumerate(results_by_run.items()):
+    values = by_count(results, breakdown.metric)
+    ax.plot(list(values), list(values.values()), marker="o", color=f"C{i}", label=run)
+  ax.set_ylim(-3, 103)
+  ax.set_xlabel(f"{breakdown.unit} (the longer operand's)" if breakdown.unit == "digits" else breakdown.unit)
+  ax.set_ylabel("answer accuracy %")
+  ax.set_title(title, fontsize="small")
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize="small")
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
 
 
 def task_summary(task_name: str) -> str:
@@ -177,7 +220,7 @@ def gather(workdir: str) -> list[dict]:
     for name in results_files:
       suffix = name[len("results"):-len(".json")]
       m_inf = int(suffix.removeprefix("_minf")) if suffix.startswith("_minf") else None
-      for split, metrics in evaluator.read_json(os.path.join(root, name)).items():
+      for split, metrics in run_record.splits(evaluator.read_json(os.path.join(root, name))).items():
         records.append({"labels": labels, "run": os.path.relpath(root, workdir), "params": params,
                         "split": split, "m_inf": m_inf, "metric": metric, "value": metrics.get(metric),
                         "metrics": metrics})

@@ -34,3 +34,21 @@ def test_every_task_split_has_lengths_for_the_decoder():
   info = get_task_info("addition_scratchpad_1to4")
   longest = addition.scratchpad_target(9999, 9999)
   assert info.max_lengths["test"]["targets"] == len(longest) - len("<scratch>") - len("</scratch>") + 2 + 1
+
+
+def test_accuracy_by_length_counts_the_longer_operand():
+  """By hand: 3 + 45 (2 digits) right, 123 + 4 (3) wrong, 7 + 8 (1) right, 12 + 34 (2) wrong."""
+  info = get_task_info("addition_scratchpad_1to3")
+  pairs = [(3, 45), (123, 4), (7, 8), (12, 34)]
+  inputs = [addition.addition_input(a, b) for a, b in pairs]
+  targets = [addition.scratchpad_target(a, b) for a, b in pairs]
+  predictions = [targets[0], targets[1][:-1] + "8", targets[2], "<scratch>\n</scratch>\n4 7"]
+  assert evaluator.accuracy_by_count(info, inputs, targets, predictions) == {"1": 100.0, "2": 50.0, "3": 0.0}
+  assert info.breakdown.trained == (1, 3)
+
+
+def test_accuracy_by_terms_of_a_polynomial():
+  info = get_task_info("polynomial_direct")
+  inputs = ["Evaluate 3*x + 1 at x = 2", "Evaluate 5 at x = 0", "Evaluate -1*x**3 + 2*x + 4 at x = 1"]
+  assert evaluator.accuracy_by_count(info, inputs, ["total: 7", "total: 5", "total: 5"],
+                                     ["total: 7", "total: 4", "total: 5"]) == {"1": 0.0, "2": 100.0, "3": 100.0}

@@ -15,9 +15,10 @@ import numpy as np
 import seqio
 
 from scratchpad import config as config_lib
+from scratchpad.evaluation import run_record
 from scratchpad.model import decode
 from scratchpad.tasks import VOCABULARY, get_task_info
-from scratchpad.tasks.vocabulary import EOS_ID, PAD_ID, check_text
+from scratchpad.tasks.vocabulary import EOS_ID, PAD_ID, SCRATCH_CLOSE, check_text
 
 
 def split_examples(task_name: str, split: str, max_examples: int = 0) -> list[dict]:
@@ -95,11 +96,23 @@ def evaluate_split(task_name: str, split: str, graphdef, params, batch_size: int
   metrics = {}
   for metric_fn in task.metric_fns:
     metrics.update(metric_fn(gold, predicted))
+  if info.breakdown:
+    metrics[info.breakdown.metric] = accuracy_by_count(
+        info, [e["inputs_text"] for e in examples], gold, predicted)
   metrics["num_examples"] = len(examples)
   metrics["decode_seconds"] = seconds
   records = [{"input": e["inputs_text"], "target": t, "prediction": p}
              for e, t, p in zip(examples, targets, predictions)]
   return metrics, records
+
+
+def accuracy_by_count(info, inputs: list[str], targets: list[str], predictions: list[str]) -> dict[str, float]:
+  """Answer accuracy in % per count of the task's breakdown (`{"1": ..., "2": ...}`, by
+  operand digits for addition, terms for polynomials), counts in increasing order."""
+  right: dict[int, list[bool]] = {}
+  for text, target, prediction in zip(inputs, targets, predictions):
+    right.setdefault(info.breakdown.count_fn(text), []).append(info.answer_fn(target) == info.answer_fn(prediction))
+  return {str(n): 100.0 * sum(right[n]) / len(right[n]) for n in sorted(right)}
 
 
 def write_text(path: str, text: str) -> None:
@@ -127,9 +140,10 @@ def evaluate(cfg, workdir: str, graphdef, params, num_pauses: int | None = None,
              name: str = "results") -> dict[str, dict[str, float]]:
   """Evaluates every split of `cfg.eval.splits` on `config.eval_task(cfg, num_pauses)`.
 
-  Writes WORKDIR/NAME.json and WORKDIR/predictions/NAME_SPLIT.jsonl (NAME
-  `results`: predictions/SPLIT.jsonl).
+  Writes WORKDIR/NAME.json, with the run's record (`run_record`), and
+  WORKDIR/predictions/NAME_SPLIT.jsonl (NAME `results`: predictions/SPLIT.jsonl).
   """
+  t0 = time.perf_counter()
   task = config_lib.eval_task(cfg, num_pauses)
   max_new_tokens = cfg.data.targets_length if get_task_info(task).max_lengths is None else 0
   results = {}
@@ -144,23 +158,59 @@ def evaluate(cfg, workdir: str, graphdef, params, num_pauses: int | None = None,
     if writer:
       with open(os.path.join(workdir, "predictions", f"{prefix}{split}.jsonl"), "w") as f:
         f.writelines(json.dumps(r) + "\n" for r in records)
+  results[run_record.RUN_KEY] = run_record.record(workdir, time.perf_counter() - t0)
   if writer:
     write_json(results_path(workdir, name), results)
   return results
 
 
+def answer_accuracy_fn(cfg, graphdef, split: str, max_examples: int):
+  """params -> answer accuracy (%) on the first `max_examples` of `split`: `eval.every_accuracy`'s
+  callback for the trainer."""
+  task = config_lib.eval_task(cfg)
+  max_new_tokens = cfg.data.targets_length if get_task_info(task).max_lengths is None else 0
+
+  def accuracy(params) -> float:
+    metrics, _ = evaluate_split(task, split, graphdef, params, cfg.eval.batch_size, max_examples, max_new_tokens)
+    return metrics[get_task_info(task).headline_metric]
+
+  return accuracy
+
+
+def check_input(task_name: str, text: str) -> str | None:
+  """Raises ValueError if `text` is not an input of the task's format (its alphabet, and the
+  task's own parser); returns a warning if it lies outside the counts the task trains on."""
+  info = get_task_info(task_name)
+  check_text(text, info.alphabet)
+  if info.parse_input:
+    info.parse_input(text)
+  if info.breakdown:
+    count, (lo, hi) = info.breakdown.count_fn(text), info.breakdown.trained
+    if not lo <= count <= hi:
+      return (f"{count} {info.breakdown.unit}, outside the {lo}-{hi} {info.breakdown.unit} the model "
+              "was trained on: decoding it anyway")
+  return None
+
+
 def prompt_for_text(task_name: str, text: str) -> list[int]:
   """A typed input as the task's prompt: bos, its ids, eos, and the task's pauses."""
   info = get_task_info(task_name)
-  check_text(text, info.alphabet)
+  check_input(task_name, text)
   vocabulary = seqio.get_mixture_or_task(task_name).output_features["inputs"].vocabulary
   pauses = [getattr(vocabulary, "pause_id", None)] * info.num_pauses
   ids = vocabulary.encode(text) + [vocabulary.eos_id]
   return prompt_ids(pauses + ids if info.prepend_pauses else ids + pauses)
 
 
-def predict(task_name: str, graphdef, params, text: str, max_new_tokens: int = 1024) -> str:
-  """The model's greedy completion of one input text (decoding stops at eos)."""
-  prompt = prompt_for_text(task_name, text)
+def predict(task_name: str, graphdef, params, texts: list[str], max_new_tokens: int = 1024,
+            batch_size: int = 500) -> list[str]:
+  """The model's greedy completions of input texts (decoding stops at eos), in batches."""
+  prompts = [prompt_for_text(task_name, text) for text in texts]
   vocabulary = seqio.get_mixture_or_task(task_name).output_features["targets"].vocabulary
-  return generate(graphdef, params, [prompt], len(prompt), max_new_tokens, 1, vocabulary)[0]
+  return generate(graphdef, params, prompts, max(map(len, prompts)), max_new_tokens,
+                  min(batch_size, len(prompts)), vocabulary)
+
+
+def answer_text(prediction: str) -> str:
+  """What a prediction answers: the text after `</scratch>`, or all of it (direct formats)."""
+  return prediction.rsplit(SCRATCH_CLOSE, 1)[-1].strip()

@@ -63,6 +63,26 @@ def scratchpad_target(a: int, b: int) -> str:
   return "\n".join([SCRATCH_OPEN, *scratchpad_lines(a, b), SCRATCH_CLOSE, direct_target(a, b)])
 
 
+_INPUT_RE = re.compile(r"^(\d(?: \d)*) \+ (\d(?: \d)*)$")
+
+
+def parse_input(text: str) -> tuple[int, int]:
+  """The operands of an input written as `addition_input` writes it; ValueError otherwise."""
+  m = _INPUT_RE.match(text)
+  if not m:
+    raise ValueError(f"{text!r} is not an addition input: digits separated by spaces, ' + ' between "
+                     "the operands, e.g. '2 9 + 5 7'")
+  a, b = (int(g.replace(" ", "")) for g in m.groups())
+  if addition_input(a, b) != text:
+    raise ValueError(f"{text!r} is not an addition input: an operand has a leading zero")
+  return a, b
+
+
+def operand_length(text: str) -> int:
+  """Digits of an input's longer operand: what accuracy is broken down by (the paper's figure 3)."""
+  return max(len(str(n)) for n in parse_input(text))
+
+
 def final_answer(text: str) -> str:
   """The answer of a target or a prediction: the text after `</scratch>`."""
   return text.rsplit(SCRATCH_CLOSE, 1)[-1].strip()

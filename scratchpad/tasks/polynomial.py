@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
 
 import numpy as np
 
@@ -58,6 +59,28 @@ def value(p: Polynomial) -> int:
 
 def polynomial_input(p: Polynomial) -> str:
   return f"Evaluate {' + '.join(term_text(c, d) for c, d in p.terms)} at x = {p.x}"
+
+
+_TERM_RE = re.compile(r"^(-?\d+)(\*x(?:\*\*(\d))?)?$")
+
+
+def parse_input(text: str) -> Polynomial:
+  """The polynomial and x of an input written as `polynomial_input` writes it; ValueError otherwise."""
+  body, sep, x = text.removeprefix("Evaluate ").rpartition(" at x = ")
+  matches = [_TERM_RE.match(term) for term in body.split(" + ")]
+  if not (text.startswith("Evaluate ") and sep and re.fullmatch(r"-?\d+", x) and all(matches)):
+    raise ValueError(f"{text!r} is not a polynomial input: e.g. 'Evaluate -7*x**2 + 7*x + 5 at x = 1'")
+  terms = tuple((int(m.group(1)), int(m.group(3) or 1) if m.group(2) else 0) for m in matches)
+  p = Polynomial(terms, int(x))
+  if polynomial_input(p) != text:
+    raise ValueError(f"{text!r} is not a polynomial input as the task writes it: "
+                     f"it would be {polynomial_input(p)!r}")
+  return p
+
+
+def num_terms(text: str) -> int:
+  """Terms of an input's polynomial: what accuracy is broken down by."""
+  return len(parse_input(text).terms)
 
 
 def direct_target(p: Polynomial) -> str:

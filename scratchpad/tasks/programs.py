@@ -36,6 +36,14 @@ ALPHABET = string.printable  # what a program input may use (predict checks it)
 
 # Reading answers and scoring traces.
 
+def parse_input(text: str) -> None:
+  """Raises ValueError, with the line, for a program that does not compile."""
+  try:
+    compile(text, "<input>", "exec")
+  except SyntaxError as e:
+    raise ValueError(f"the program does not compile: {e.msg} (line {e.lineno})") from None
+
+
 def final_answer(text: str) -> str:
   """A program's output as canonical JSON, read from a trace or a direct target.
 

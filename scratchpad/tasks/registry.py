@@ -8,6 +8,7 @@ silently trimmed) and how to read the final answer out of a target.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 from typing import Callable, Sequence
@@ -16,13 +17,26 @@ import seqio
 import tensorflow as tf
 
 from scratchpad.tasks import addition, digit_sum, pauses, polynomial, programs, text_corpus, tracer
-from scratchpad.tasks.vocabulary import VOCABULARY, token_length
+from scratchpad.tasks.vocabulary import SYMBOLS, VOCABULARY, token_length
 
-OUTPUT_FEATURES = {
-    # eos ends the input too: it tells a decoder-only model where the input stops.
-    "inputs": seqio.Feature(VOCABULARY, add_eos=True),
-    "targets": seqio.Feature(VOCABULARY, add_eos=True),
-}
+
+def output_features(vocabulary: seqio.Vocabulary = VOCABULARY) -> dict[str, seqio.Feature]:
+  # eos ends the input too: it tells a decoder-only model where the input stops.
+  return {"inputs": seqio.Feature(vocabulary, add_eos=True), "targets": seqio.Feature(vocabulary, add_eos=True)}
+
+
+OUTPUT_FEATURES = output_features()
+# The opt-in one-token-per-symbol variant of a task: its name with this suffix.
+SYMBOLS_SUFFIX = "_symbols"
+
+
+@dataclasses.dataclass(frozen=True)
+class Breakdown:
+  """Answer accuracy by a count read off each input (the paper's figure 3: by operand length)."""
+  metric: str  # the results' key, e.g. answer_accuracy_by_length
+  count_fn: Callable[[str], int]  # input text -> its count (digits of the longer operand, terms)
+  unit: str  # what is counted, for tables and warnings: "digits", "terms"
+  trained: tuple[int, int]  # the counts the train split covers
 
 
 class TaskInfo:
@@ -34,15 +48,19 @@ class TaskInfo:
   configs give lengths, and longer examples are trimmed). `headline_metric`:
   the metric tables lead with. `num_pauses` / `prepend_pauses`: the pauses
   its preprocessors add to every input (see `with_pauses`). `examples_fn`:
-  split -> (input, target) texts, for tasks generated in memory.
+  split -> (input, target) texts, for tasks generated in memory. `parse_input`:
+  raises ValueError, naming the problem, for a text the task's generator would
+  never write (None: the alphabet alone is checked). `breakdown`: accuracy by
+  a count of each input, and the counts trained on.
   """
 
   def __init__(self, name: str, alphabet: str | None, max_lengths_fn: Callable[[], dict | None], answer_fn,
                description: str, headline_metric: str = "answer_accuracy", num_pauses: int = 0,
-               prepend_pauses: bool = False, examples_fn: Callable[[str], list[tuple[str, str]]] | None = None):
+               prepend_pauses: bool = False, examples_fn: Callable[[str], list[tuple[str, str]]] | None = None,
+               parse_input: Callable[[str], object] | None = None, breakdown: Breakdown | None = None):
     self.name, self.alphabet, self.answer_fn, self.description = name, alphabet, answer_fn, description
     self.headline_metric, self.num_pauses, self.prepend_pauses = headline_metric, num_pauses, prepend_pauses
-    self.examples_fn = examples_fn
+    self.examples_fn, self.parse_input, self.breakdown = examples_fn, parse_input, breakdown
     self._max_lengths_fn = max_lengths_fn
 
   @functools.cached_property
@@ -79,13 +97,16 @@ def accuracy_metrics(answer_fn: Callable[[str], str]):
 
 def register_task(name: str, examples_fn: Callable[[str], list[tuple[str, str]]],
                   splits: dict[str, int | None], alphabet: str, answer_fn, description: str,
-                  max_lengths: dict | None = None, metric_fns: Sequence[Callable] = ()):
+                  max_lengths: dict | None = None, metric_fns: Sequence[Callable] = (),
+                  vocabulary: seqio.Vocabulary = VOCABULARY, parse_input: Callable[[str], object] | None = None,
+                  breakdown: Breakdown | None = None):
   """Registers a seqio Task over (input, target) text pairs made by `examples_fn(split)`.
 
   `max_lengths` may be given when known in closed form; otherwise it is measured
   over the examples the first time it is asked for. `metric_fns` come after the
   answer and sequence accuracies every task has.
   """
+  length = functools.partial(token_length, vocabulary=vocabulary)
 
   def dataset_fn(split: str, shuffle_files: bool, seed: int | None = None) -> tf.data.Dataset:
     del shuffle_files, seed  # the Task shuffles; the examples are fixed by their own seed
@@ -93,8 +114,8 @@ def register_task(name: str, examples_fn: Callable[[str], list[tuple[str, str]]]
     return tf.data.Dataset.from_tensor_slices({"inputs": list(inputs), "targets": list(targets)})
 
   def measured_lengths():
-    return {split: {"inputs": max(token_length(i) for i, _ in examples),
-                    "targets": max(token_length(t) for _, t in examples)}
+    return {split: {"inputs": max(length(i) for i, _ in examples),
+                    "targets": max(length(t) for _, t in examples)}
             for split, examples in ((s, examples_fn(s)) for s in splits)}
 
   known_sizes = splits if all(n is not None for n in splits.values()) else None
@@ -102,12 +123,13 @@ def register_task(name: str, examples_fn: Callable[[str], list[tuple[str, str]]]
       name,
       source=seqio.FunctionDataSource(dataset_fn, splits=list(splits), num_input_examples=known_sizes),
       preprocessors=[seqio.preprocessors.tokenize, seqio.preprocessors.append_eos_after_trim],
-      output_features=OUTPUT_FEATURES,
+      output_features=output_features(vocabulary),
       metric_fns=[accuracy_metrics(answer_fn), *metric_fns],
       shuffle_buffer_size=10_000,
   )
   TASKS[name] = TaskInfo(name, alphabet, (lambda: max_lengths) if max_lengths else measured_lengths,
-                         answer_fn, description, examples_fn=examples_fn)
+                         answer_fn, description, examples_fn=examples_fn, parse_input=parse_input,
+                         breakdown=breakdown)
 
 
 # Long addition (SPEC 1a). Seeds differ per split; both formats share the pairs.
@@ -121,6 +143,7 @@ def _addition_pairs(split: addition.AdditionSplit, seed: int):
 
 def register_addition(train_digits: tuple[int, int], ood_digits: tuple[int, int],
                       sizes=(100_000, 10_000, 1_000), suffix: str = ""):
+  """`addition_{direct,scratchpad}{suffix}` and their `_symbols` variants, over the same pairs."""
   lo, hi = train_digits
   splits = {
       "train": addition.AdditionSplit(sizes[0], lo, hi, held_out=False),
@@ -133,25 +156,29 @@ def register_addition(train_digits: tuple[int, int], ood_digits: tuple[int, int]
       pairs = _addition_pairs(splits[split], _ADDITION_SEEDS[split])
       return [(addition.addition_input(a, b), target_fn(a, b)) for a, b in pairs]
 
-    # The longest example of a digit range is the all-nines pair: longest carry chain.
-    def longest(s, target_fn=target_fn):
-      n = int("9" * s.max_digits)
-      return {"inputs": token_length(addition.addition_input(n, n)), "targets": token_length(target_fn(n, n))}
+    for vocabulary, vocabulary_suffix in ((VOCABULARY, ""), (SYMBOLS, SYMBOLS_SUFFIX)):
+      # The longest example of a digit range is the all-nines pair: longest carry chain.
+      def longest(s, target_fn=target_fn, vocabulary=vocabulary):
+        n = int("9" * s.max_digits)
+        return {"inputs": token_length(addition.addition_input(n, n), vocabulary),
+                "targets": token_length(target_fn(n, n), vocabulary)}
 
-    register_task(
-        f"addition_{fmt}{suffix}", examples_fn,
-        splits={k: s.num_examples for k, s in splits.items()},
-        alphabet=addition.ALPHABET,
-        answer_fn=addition.final_answer,
-        description=f"{fmt} long addition, train/test {lo}-{hi} digits, ood {ood_digits[0]}-{ood_digits[1]}",
-        max_lengths={k: longest(s) for k, s in splits.items()},
-    )
+      register_task(
+          f"addition_{fmt}{suffix}{vocabulary_suffix}", examples_fn,
+          splits={k: s.num_examples for k, s in splits.items()},
+          alphabet=addition.ALPHABET,
+          answer_fn=addition.final_answer,
+          description=f"{fmt} long addition, train/test {lo}-{hi} digits, ood {ood_digits[0]}-{ood_digits[1]}"
+                      + (", one token per symbol" if vocabulary_suffix else ""),
+          max_lengths={k: longest(s) for k, s in splits.items()},
+          vocabulary=vocabulary, parse_input=addition.parse_input,
+          breakdown=Breakdown("answer_accuracy_by_length", addition.operand_length, "digits", (lo, hi)))
 
 
 # The paper's setup: 1-8 digits (100k/10k), out of distribution 9-10 digits (1k).
 register_addition((1, 8), (9, 10))
 # Shorter ranges for runs that must finish on a laptop CPU: ood is the next two lengths.
-for _hi in (2, 3, 4, 5):
+for _hi in (2, 3, 4, 5, 6):
   register_addition((1, _hi), (_hi + 1, _hi + 2), suffix=f"_1to{_hi}")
 
 
@@ -165,15 +192,18 @@ def _polynomials(split: str):
 
 
 for _fmt, _target_fn in (("direct", polynomial.direct_target), ("scratchpad", polynomial.scratchpad_target)):
-  register_task(
-      f"polynomial_{_fmt}",
-      lambda split, target_fn=_target_fn: [(polynomial.polynomial_input(p), target_fn(p))
-                                           for p in _polynomials(split)],
-      splits={k: v[0] for k, v in _POLYNOMIAL_SPLITS.items()},
-      alphabet=polynomial.ALPHABET,
-      answer_fn=polynomial.final_answer,
-      description=f"{_fmt} polynomial evaluation, <= 3 terms of degree <= 3, values in [-1000, 1000]",
-  )
+  for _vocabulary, _suffix in ((VOCABULARY, ""), (SYMBOLS, SYMBOLS_SUFFIX)):
+    register_task(
+        f"polynomial_{_fmt}{_suffix}",
+        lambda split, target_fn=_target_fn: [(polynomial.polynomial_input(p), target_fn(p))
+                                             for p in _polynomials(split)],
+        splits={k: v[0] for k, v in _POLYNOMIAL_SPLITS.items()},
+        alphabet=polynomial.ALPHABET,
+        answer_fn=polynomial.final_answer,
+        description=f"{_fmt} polynomial evaluation, <= 3 terms of degree <= 3, values in [-1000, 1000]"
+                    + (", one token per symbol" if _suffix else ""),
+        vocabulary=_vocabulary, parse_input=polynomial.parse_input,
+        breakdown=Breakdown("answer_accuracy_by_terms", polynomial.num_terms, "terms", (1, polynomial.MAX_TERMS)))
 
 
 # Python execution (SPEC 1c). Programs are traced in a sandbox the first time a
@@ -190,7 +220,7 @@ def register_programs(name: str, examples_fn, splits: dict[str, int], descriptio
         lambda split, fmt=fmt: [(e.program, e.trace if fmt == "scratchpad" else e.output)
                                 for e in examples_fn(split)],
         splits=splits, alphabet=programs.ALPHABET, answer_fn=programs.final_answer,
-        description=f"{fmt} {description}",
+        description=f"{fmt} {description}", parse_input=programs.parse_input,
         metric_fns=[programs.trace_metrics] if fmt == "scratchpad" else [])
 
 
@@ -362,7 +392,8 @@ def with_pauses(name: str, inserted_fraction: float = 0.0, appended: int = 0, pr
       output_features=task.output_features, postprocess_fn=task._postprocess_fn,  # noqa: SLF001
       metric_fns=task.metric_fns, shuffle_buffer_size=task.shuffle_buffer_size)
   TASKS[derived] = TaskInfo(derived, base.alphabet, lengths, base.answer_fn, f"{base.description}, {what}",
-                            base.headline_metric, appended, prepend)
+                            base.headline_metric, appended, prepend, parse_input=base.parse_input,
+                            breakdown=base.breakdown)
   return derived
 
 
