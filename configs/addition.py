@@ -3,16 +3,19 @@
 Variants, as `--config=configs/addition.py:ARGS` with ARGS a comma list of:
   format   direct | scratchpad                 (default scratchpad)
   size     nano | tiny | mini | small | medium | base | 130m | 1b  (default tiny; config.SIZES)
-  recipe   laptop | paper                      (default laptop)
+  recipe   laptop | short | paper              (default laptop)
+  vocab    symbols | bytes                     (default symbols)
 
-`paper`: the paper's setup exactly: 1-8 digit operands (100k train, 10k test),
-9-10 digit ood (1k), 5,000 steps of batch 32 unpacked examples.
-`laptop`: what a 2-core CPU trains in minutes: 1-2 digit operands (ood: 3-4
-digits), packed batches of 16. On this CPU a 0.8M-parameter model from scratch
-learns the paper's scratchpad for 1-2 digits in minutes, but plateaus on 1-3
-and 1-4 digits in the same time (README, "Results").
-Any field can be overridden: `--config.train.steps=200`; data lengths left at 0
-become the task's longest training example.
+`paper`: the paper's data and format exactly: 1-8 digit operands (100k train,
+10k test), 9-10 digit ood (1k). The model and recipe are ours, for an hour of a
+2-core CPU per format (docs/results/addition.md).
+`short`: 1-5 digits, ood 6-7: where position schemes are compared on one budget.
+`laptop`: the main job, minutes on a laptop CPU: 1-3 digits, ood 4-5.
+`symbols`: one token per digit or sign, the space absorbed (SymbolVocabulary), as
+the paper's one token per digit; `bytes`: every character a token, spaces too.
+Any field can be overridden: `--config.train.steps=200`,
+`--config.model.position_encoding=rope`; data lengths left at 0 become the task's
+longest training example.
 """
 
 import ml_collections
@@ -20,19 +23,24 @@ import ml_collections
 from scratchpad import config as config_lib
 
 FORMATS = ("direct", "scratchpad")
-RECIPES = ("laptop", "paper")
+RECIPES = ("laptop", "short", "paper")
+VOCABS = ("symbols", "bytes")
+TASKS = {"laptop": "_1to3", "short": "_1to5", "paper": ""}  # the recipe's task, by digit range
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   variant = config_lib.parse_variant(
-      arg, {"format": FORMATS, "size": tuple(config_lib.SIZES), "recipe": RECIPES},
-      {"format": "scratchpad", "size": "tiny", "recipe": "laptop"}, "configs/addition.py")
-  fmt = variant["format"]
-  if variant["recipe"] == "paper":
-    cfg = config_lib.base_config(f"addition_{fmt}", variant["size"], variant)
-    cfg.data.update(pack=False, inputs_length=34, targets_length=336 if fmt == "scratchpad" else 18)
-  else:
-    cfg = config_lib.base_config(f"addition_{fmt}_1to2", variant["size"], variant)
-    cfg.train.update(steps=2500, batch_size=16)
+      arg, {"format": FORMATS, "size": tuple(config_lib.SIZES), "recipe": RECIPES, "vocab": VOCABS},
+      {"format": "scratchpad", "size": "tiny", "recipe": "laptop", "vocab": "symbols"}, "configs/addition.py")
+  fmt, recipe = variant["format"], variant["recipe"]
+  task = f"addition_{fmt}{TASKS[recipe]}" + ("_symbols" if variant["vocab"] == "symbols" else "")
+  cfg = config_lib.base_config(task, variant["size"], variant)
+  cfg.model.num_heads *= 2  # narrower heads, twice as many: each step line looks up several operands
+  cfg.model.position_encoding = "lines"
+  # Packed rows of 512 tokens (inputs trimmed to the task's longest), loss on the targets only.
+  row = 512 if variant["vocab"] == "symbols" else 1024
+  cfg.data.update(inputs_length=64, targets_length=row - 64)
+  cfg.train.update(batch_size=8, learning_rate=3e-3, warmup_steps=200)
+  cfg.train.steps = {"laptop": 1500, "short": 2500, "paper": 10_000}[recipe]
   cfg.eval.splits = ("test", "ood")
   return cfg

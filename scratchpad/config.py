@@ -11,7 +11,7 @@ import jax
 import ml_collections
 import seqio
 
-from scratchpad.model import transformer
+from scratchpad.model import positions, transformer
 from scratchpad.tasks import VOCABULARY, get_task_info
 from scratchpad.train import sharding
 
@@ -55,7 +55,7 @@ def base_config(task: str, size: str, variant: dict[str, str]) -> ml_collections
   layers, d_model, heads, mlp = SIZES[size]
   cfg.model = ml_collections.ConfigDict(dict(
       num_layers=layers, d_model=d_model, num_heads=heads, mlp_dim=mlp, max_length=1024,
-      position_encoding="rope", rope_max_wavelength=10_000.0, dtype="float32"))
+      position_encoding="rope", rope_max_wavelength=10_000.0, line_stride=64, dtype="float32"))
   # Lengths left at 0 become the task's longest training example.
   cfg.data = ml_collections.ConfigDict(dict(pack=True, inputs_length=0, targets_length=0))
   cfg.train = ml_collections.ConfigDict(dict(
@@ -63,7 +63,10 @@ def base_config(task: str, size: str, variant: dict[str, str]) -> ml_collections
       grad_clip=1.0, b1=0.9, b2=0.98, log_every=25, checkpoint_every=500, keep_checkpoints=2,
       init_from=""))  # a pretraining run's workdir: start from its parameters, with a fresh optimizer
   cfg.pauses = ml_collections.ConfigDict(PAUSE_DEFAULTS)
-  cfg.eval = ml_collections.ConfigDict(dict(splits=("test",), batch_size=500, max_examples=0))
+  # every: evaluate during training every N steps (0: never) on `every_split`: the loss on
+  # `every_examples` examples, and with `every_accuracy` their answers decoded too.
+  cfg.eval = ml_collections.ConfigDict(dict(splits=("test",), batch_size=500, max_examples=0, every=0,
+                                            every_split="test", every_examples=256, every_accuracy=False))
   cfg.pretrained = ""  # fine-tuning configs: the pretraining train.init_from must be (StdPT | PausePT)
   cfg.mesh = ml_collections.ConfigDict(dict(
       shape=(-1, 1, 1),  # (data, fsdp, tensor); -1 takes the remaining devices
@@ -81,6 +84,7 @@ RANGES = {
     "seed": _NON_NEGATIVE,
     "model.num_layers": _POSITIVE, "model.d_model": _POSITIVE, "model.num_heads": _POSITIVE,
     "model.mlp_dim": _POSITIVE, "model.max_length": _POSITIVE, "model.rope_max_wavelength": _POSITIVE,
+    "model.line_stride": _POSITIVE,
     "model.position_encoding": _one_of(*transformer.POSITION_ENCODINGS), "model.dtype": _one_of(*transformer.DTYPES),
     "data.inputs_length": (lambda v: v >= 0, ">= 0 (0: the task's longest input)"),
     "data.targets_length": (lambda v: v >= 0, ">= 0 (0: the task's longest target)"),
@@ -92,6 +96,7 @@ RANGES = {
     "pauses.pretrain_fraction": _FRACTION, "pauses.finetune": _NON_NEGATIVE,
     "pauses.inference": (lambda v: v >= -1, ">= -1 (-1: pauses.finetune)"),
     "eval.batch_size": _POSITIVE, "eval.max_examples": (lambda v: v >= 0, ">= 0 (0: all)"),
+    "eval.every": (lambda v: v >= 0, ">= 0 (0: never)"), "eval.every_examples": _POSITIVE,
     "pretrained": _one_of("", "StdPT", "PausePT"),
 }
 
@@ -141,16 +146,19 @@ def validate(cfg: ml_collections.ConfigDict, num_devices: int | None = None) -> 
   if cfg.model.d_model % cfg.model.num_heads:
     raise ValueError(f"config key model.d_model={cfg.model.d_model} must be divisible by "
                      f"model.num_heads={cfg.model.num_heads}")
-  if cfg.model.position_encoding == "rope" and cfg.model.d_model // cfg.model.num_heads % 2:
+  if cfg.model.position_encoding in positions.ROTARY and cfg.model.d_model // cfg.model.num_heads % 2:
     raise ValueError(f"config key model.d_model={cfg.model.d_model} must give an even head width "
-                     f"(d_model / num_heads = {cfg.model.d_model // cfg.model.num_heads}) for rope, "
-                     "which rotates pairs of features")
+                     f"(d_model / num_heads = {cfg.model.d_model // cfg.model.num_heads}) for "
+                     f"{cfg.model.position_encoding}, which rotates pairs of features")
   get_task_info(cfg.task)
   splits = seqio.get_mixture_or_task(cfg.task).splits
   for split in cfg.eval.splits:
     if split not in splits:
       raise ValueError(f"config key eval.splits has {split!r}, which task {cfg.task} lacks; "
                        f"it has: {', '.join(splits)}")
+  if cfg.eval.every and cfg.eval.every_split not in splits:
+    raise ValueError(f"config key eval.every_split={cfg.eval.every_split!r} is a split task {cfg.task} lacks; "
+                     f"it has: {', '.join(splits)}")
   if num_devices is not None:
     _check_mesh(cfg, num_devices)
 
@@ -235,16 +243,23 @@ def padded_vocab_size(vocabulary=VOCABULARY, multiple: int = 8) -> int:
 
 
 def check_positions(cfg: ml_collections.ConfigDict) -> None:
-  """Learned positions stop at model.max_length: a packed row must not be longer."""
+  """Learned positions stop at model.max_length, and randomized ids are drawn below it: a
+  packed row must not be longer."""
   row = cfg.data.inputs_length + cfg.data.targets_length
-  if cfg.model.position_encoding == "learned" and row > cfg.model.max_length:
+  scheme = cfg.model.position_encoding
+  if scheme in ("learned", "randomized") and row > cfg.model.max_length:
     raise ValueError(f"config key model.max_length={cfg.model.max_length} is shorter than a row of "
-                     f"data.inputs_length + data.targets_length = {row} tokens: learned positions need "
+                     f"data.inputs_length + data.targets_length = {row} tokens: {scheme} positions need "
                      f"at least {row}")
 
 
 def model_config(cfg: ml_collections.ConfigDict) -> transformer.ModelConfig:
-  return transformer.ModelConfig(vocab_size=padded_vocab_size(task_vocabulary_of(cfg)), **cfg.model.to_dict())
+  """The model of `cfg`, with the vocabulary's size and, for `lines`, its line-ending tokens."""
+  vocabulary = task_vocabulary_of(cfg)
+  model = cfg.model.to_dict()
+  if model.get("position_encoding") == "lines":
+    model["line_break_ids"] = (vocabulary.eos_id, *vocabulary.encode("\n"))
+  return transformer.ModelConfig(vocab_size=padded_vocab_size(vocabulary), **model)
 
 
 def _pauses(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:

@@ -43,10 +43,16 @@ def test_evaluate_writes_results_and_prints_a_table(trained, capsys):
   assert cli.main(["evaluate", f"--workdir={trained}"]) == 0
   out = capsys.readouterr().out
   results = json.load(open(os.path.join(trained, "results.json")))
-  assert set(results) == {"test", "ood"}
-  for metrics in results.values():
+  assert set(results) == {"test", "ood", "run"}
+  for split in ("test", "ood"):
+    metrics = results[split]
     assert {"answer_accuracy", "sequence_accuracy"} <= set(metrics) and metrics["num_examples"] == 16
+    lengths = metrics["answer_accuracy_by_length"]  # by the longer operand's digits
+    assert set(lengths) <= {"1", "2", "3"} if split == "test" else {"4", "5"} and lengths
   assert "answer_accuracy" in out and "ood" in out
+  run = results["run"]  # where the figure came from
+  assert run["training"]["steps"] == 4 and run["training"]["seconds"] > 0 and run["cpu_cores"] >= 1
+  assert run["packages"]["jax"] and run["cpu"] and run["kernels"] and "git_commit" in run
 
 
 @pytest.mark.parametrize("argv,expected", [
@@ -87,16 +93,46 @@ def test_predict_rejects_characters_the_task_never_uses(trained, capsys):
   assert snapshot(trained) == before
 
 
+def test_predict_reads_an_input_file_and_prints_json_lines(trained, tmp_path, capsys):
+  inputs = tmp_path / "inputs.txt"
+  inputs.write_text("2 9 + 5 7\n1 2 3 4 5 + 6\n")
+  assert cli.main(["predict", f"--workdir={trained}", f"--input_file={inputs}", "--max_new_tokens=30"]) == 0
+  captured = capsys.readouterr()
+  lines = [json.loads(line) for line in captured.out.strip().splitlines()]
+  assert [line["input"] for line in lines] == ["2 9 + 5 7", "1 2 3 4 5 + 6"]
+  for line in lines:
+    assert line["answer"] == line["prediction"].rsplit("</scratch>", 1)[-1].strip()
+  warning, = captured.err.strip().splitlines()  # the 5-digit input lies beyond the trained 1-3
+  assert warning.startswith("warning: line 2 of") and "outside the 1-3 digits" in warning
+
+
+@pytest.mark.parametrize("lines, bad_line, expected", [
+    ("2 9 + 5 7\n29 + 57\n", 2, "is not an addition input"),
+    ("2 9 + 5 7\n\n3 + 4\n", 2, "is not an addition input"),
+    ("a\n", 1, "characters this task never uses: 'a'"),
+    ("1 + 2\n0 7 + 1\n", 2, "leading zero"),
+])
+def test_predict_names_the_first_bad_line_before_decoding(trained, tmp_path, capsys, lines, bad_line, expected):
+  inputs = tmp_path / "inputs.txt"
+  inputs.write_text(lines)
+  before = snapshot(trained)
+  message = error_of(capsys, ["predict", f"--workdir={trained}", f"--input_file={inputs}"])
+  assert message.startswith(f"error: line {bad_line} of {inputs}: ") and expected in message
+  assert capsys.readouterr().out == "" and snapshot(trained) == before
+
+
 def test_compare_trains_each_format_and_prints_one_table(tmp_path, capsys):
   config = f"--config={ROOT / 'configs' / 'addition.py'}:tiny,laptop"
   assert cli.main(["compare", config, *TINY, "--config.train.steps=2", f"--workdir={tmp_path}"]) == 0
   results = json.load(open(tmp_path / "results.json"))
   assert set(results) == {"direct", "scratchpad"}
-  assert json.load(open(tmp_path / "direct" / "config.json"))["task"] == "addition_direct_1to2"
+  assert json.load(open(tmp_path / "direct" / "config.json"))["task"] == "addition_direct_1to3_symbols"
   out = capsys.readouterr().out
-  table = out[out.index("| run"):]
+  table = out[out.index("| run"):out.index("answer accuracy % by digits")]
   assert len(table.strip().splitlines()) == 2 + 4  # header, rule, 2 formats x (test, ood)
-  assert "train/test 1-2 digits, ood 3-4" in out  # the table says what range it was trained on
+  assert "train/test 1-3 digits, ood 4-5" in out  # the table says what range it was trained on
+  assert "| run        | 1   | 2   | 3   | 4 (ood) | 5 (ood) |" in out  # accuracy by length
+  assert (tmp_path / "accuracy_by_length.png").stat().st_size > 10_000  # the paper's figure 3 shape
 
 
 def test_predict_prints_a_completion_from_the_command_line(trained):

@@ -78,11 +78,11 @@ def with_packing_features(batch: dict[str, np.ndarray], pause_id: int | None = N
 
 
 def global_batches(task: str, data_cfg, global_batch_size: int, seed: int, sharding,
-                   start_step: int = 0) -> Iterator[dict[str, jax.Array]]:
+                   start_step: int = 0, split: str = "train") -> Iterator[dict[str, jax.Array]]:
   if global_batch_size % jax.process_count():
     raise ValueError(f"train.batch_size={global_batch_size} is not divisible by {jax.process_count()} processes")
   local = global_batch_size // jax.process_count()
   pause_id = getattr(seqio.get_mixture_or_task(task).output_features["targets"].vocabulary, "pause_id", None)
-  for batch in host_dataset(task, data_cfg, local, seed, start_step).as_numpy_iterator():
+  for batch in host_dataset(task, data_cfg, local, seed, start_step, split).as_numpy_iterator():
     yield {k: jax.make_array_from_process_local_data(sharding, v)
            for k, v in with_packing_features(batch, pause_id).items()}

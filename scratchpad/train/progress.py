@@ -43,6 +43,12 @@ class Progress:
     self.stream.write(("\r" + line) if self.tty else (line + "\n"))
     self.stream.flush()
 
+  def note(self, text: str):
+    """A line of its own (a validation result), on process 0."""
+    if self.active:
+      self.stream.write(("\n" if self.tty else "") + f"{self.desc}: {text}\n")
+      self.stream.flush()
+
   def close(self):
     if self.active and self.tty:
       self.stream.write("\n")

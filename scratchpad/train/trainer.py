@@ -57,7 +57,7 @@ class Setup:
   def train_step_fn(self):
     """The train step, jitted with explicit shardings, the state donated and the backend's
     `compile_options`."""
-    train_step = functools.partial(optim.train_step, self.graphdef, self.tx)
+    train_step = functools.partial(optim.train_step, self.graphdef, self.tx, seed=self.cfg.seed)
     rep = sharding.replicated(self.mesh)
     batch_shardings = {k: self.batch_sharding for k in input_pipeline.MODEL_FEATURES}
     return jax.jit(train_step, in_shardings=(self.state_shardings, batch_shardings),
@@ -73,6 +73,25 @@ class Setup:
     """The train step compiled for batches of `batch_size` rows of `length`, without
     allocating the state: its `memory_analysis()` says what a step needs."""
     return self.train_step_fn().lower(self.abstract_state, self.abstract_batch(batch_size, length)).compile()
+
+
+TRAINING_FILE = "training.json"  # what a workdir's training took: steps, seconds, tokens, over every session
+
+
+def add_training_record(workdir: str, steps: int, seconds: float, tokens: int) -> dict:
+  """Adds this session's seconds and tokens to WORKDIR/training.json; `steps` is where it stopped."""
+  path = os.path.join(workdir, TRAINING_FILE)
+  record = {"steps": 0, "seconds": 0.0, "tokens": 0, "sessions": 0}
+  if os.path.exists(path):
+    with open(path) as f:
+      record.update(json.load(f))
+  record = {"steps": steps, "seconds": round(record["seconds"] + seconds, 1), "tokens": record["tokens"] + tokens,
+            "sessions": record["sessions"] + 1}
+  if jax.process_index() == 0:
+    with open(path + ".tmp", "w") as f:
+      json.dump(record, f)
+    os.replace(path + ".tmp", path)
+  return record
 
 
 class MetricsWriter:
@@ -181,15 +200,40 @@ def resume_state(setup: Setup, mngr, workdir: str, fallback: bool):
   return state
 
 
+class Validation:
+  """`eval.every`: the loss on a fixed set of `eval.every_split` examples, and (given an
+  `answer_accuracy` callback, from the evaluation layer) their decoded answers."""
+
+  def __init__(self, cfg, task: str, setup: Setup, answer_accuracy=None):
+    self.answer_accuracy = answer_accuracy
+    split, wanted = cfg.eval.every_split, cfg.eval.every_examples
+    batches = input_pipeline.global_batches(task, cfg.data, cfg.train.batch_size, cfg.seed, setup.batch_sharding,
+                                            split=split)
+    self.batches, seen = [], 0
+    while seen < wanted:  # packed rows: count the examples (segments) in them
+      batch = next(batches)
+      self.batches.append(batch)
+      seen += int(np.sum(np.max(np.asarray(batch["decoder_segment_ids"]), axis=1)))
+    self.step = jax.jit(functools.partial(optim.eval_step, setup.graphdef))
+
+  def __call__(self, params) -> dict[str, float]:
+    losses, accuracies = zip(*(jax.device_get(self.step(params, batch)) for batch in self.batches))
+    metrics = {"validation_loss": float(np.mean(losses)), "validation_token_accuracy": float(np.mean(accuracies))}
+    if self.answer_accuracy:
+      metrics["validation_answer_accuracy"] = float(self.answer_accuracy(params))
+    return metrics
+
+
 def train(cfg: ml_collections.ConfigDict, workdir: str, devices=None, stop_after: int | None = None,
-          fallback: bool = False):
+          fallback: bool = False, answer_accuracy=None):
   """Trains `cfg` in `workdir`, resuming from its latest complete checkpoint.
 
   Returns the final state and the list of logged metrics. `stop_after` ends the
   run early after that many steps of this call (tests use it to "kill" a run).
   `fallback`: a damaged latest checkpoint is set aside and the one before it used.
   Raises Diverged, without saving, on a non-finite loss or gradient, and Preempted,
-  after saving, on SIGTERM.
+  after saving, on SIGTERM. `answer_accuracy(params) -> %`: with `eval.every`, also
+  logged (`eval.every_accuracy`; the evaluation layer provides it).
   """
   config_lib.validate(cfg, num_devices=len(devices) if devices is not None else jax.device_count())
   task = config_lib.train_task(cfg)
@@ -202,13 +246,13 @@ def train(cfg: ml_collections.ConfigDict, workdir: str, devices=None, stop_after
   setup = Setup(cfg, devices)
   mngr = checkpoints.manager(workdir, cfg.train.checkpoint_every, cfg.train.keep_checkpoints)
   try:
-    return _train(cfg, workdir, task, setup, mngr, stop_after, fallback)
+    return _train(cfg, workdir, task, setup, mngr, stop_after, fallback, answer_accuracy)
   finally:
     mngr.wait_until_finished()
     mngr.close()
 
 
-def _train(cfg, workdir, task, setup, mngr, stop_after, fallback):
+def _train(cfg, workdir, task, setup, mngr, stop_after, fallback, answer_accuracy):
   state = resume_state(setup, mngr, workdir, fallback)
   if state is None:
     state = setup.init_state()
@@ -222,13 +266,15 @@ def _train(cfg, workdir, task, setup, mngr, stop_after, fallback):
   train_step = setup.train_step_fn()
   batches = input_pipeline.global_batches(task, cfg.data, cfg.train.batch_size, cfg.seed,
                                           setup.batch_sharding, start_step=start)
+  validation = Validation(cfg, task, setup, answer_accuracy) if cfg.eval.get("every") else None
   writer = MetricsWriter(workdir)
   end = cfg.train.steps if stop_after is None else min(cfg.train.steps, start + stop_after)
   progress = Progress(start, cfg.train.steps, desc=f"train {task}")
   schedule = optim.lr_schedule(cfg.train)
   history, pending = [], []  # pending: (step, metrics) since the last log
   last_good = mngr.latest_step()
-  last_time = time.perf_counter()
+  last_time = started = time.perf_counter()
+  done, tokens = start, 0
   try:
     with Preemption() as preemption:
       for step in range(start, end):
@@ -240,7 +286,14 @@ def _train(cfg, workdir, task, setup, mngr, stop_after, fallback):
         if stop or done % cfg.train.log_every == 0 or mngr.should_save(done):
           check_finite(pending, last_good, mngr.directory)  # never save or log past a NaN
         if done % cfg.train.log_every == 0 or stop:
-          pending, last_time = _log(pending, last_time, done, schedule, history, writer, progress)
+          pending, last_time, logged_tokens = _log(pending, last_time, done, schedule, history, writer, progress)
+          tokens += logged_tokens
+        if validation and (done % cfg.eval.every == 0 or done == cfg.train.steps):
+          validated = validation(state["params"])
+          writer.write(done, validated)
+          progress.note(", ".join(f"{k} {v:.4g}" for k, v in validated.items()))
+          if history and history[-1]["step"] == done:
+            history[-1].update(validated)
         if checkpoints.save(mngr, done, state, force=stop):
           last_good = done
         if preempted:
@@ -250,6 +303,8 @@ def _train(cfg, workdir, task, setup, mngr, stop_after, fallback):
   finally:
     writer.close()
     progress.close()
+    if done > start:
+      add_training_record(workdir, done, time.perf_counter() - started, tokens)
   return state, history
 
 
@@ -258,10 +313,11 @@ def _log(pending, last_time, done, schedule, history, writer, progress):
   pending = jax.device_get([metrics for _, metrics in pending])
   now = time.perf_counter()
   logged = {k: float(np.mean([m[k] for m in pending])) for k in ("loss", "token_accuracy", "grad_norm")}
-  logged["tokens_per_second"] = sum(int(m["tokens"]) for m in pending) / (now - last_time)
+  tokens = sum(int(m["tokens"]) for m in pending)
+  logged["tokens_per_second"] = tokens / (now - last_time)
   logged["learning_rate"] = float(schedule(done))
   history.append({"step": done, **logged})
   writer.write(done, logged)
   progress.update(done, logged["loss"], logged["tokens_per_second"])
-  return [], now
+  return [], now, tokens
 
