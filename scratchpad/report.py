@@ -221,7 +221,7 @@ def gather(workdir: str) -> list[dict]:
       suffix = name[len("results"):-len(".json")]
       m_inf = int(suffix.removeprefix("_minf")) if suffix.startswith("_minf") else None
       for split, metrics in run_record.splits(evaluator.read_json(os.path.join(root, name))).items():
-        records.append({"labels": labels, "run": os.path.relpath(root, workdir), "params": params,
+        records.append({"labels": labels, "run": os.path.relpath(root, workdir), "params": params, "task": cfg.task,
                         "split": split, "m_inf": m_inf, "metric": metric, "value": metrics.get(metric),
                         "metrics": metrics})
   return sorted(records, key=lambda r: (r["params"], r["run"]))
@@ -307,6 +307,21 @@ def _study_record(r: dict) -> dict:
           "metric": r["metric"], "value": r["value"]}
 
 
+def _by_count_sections(by_task: dict[str, dict], workdir: str) -> list[str]:
+  """Accuracy by operand length (or terms), a table and a plot per task that has a breakdown."""
+  from scratchpad.tasks import get_task_info
+  sections = []
+  for task, results_by_run in by_task.items():
+    breakdown = get_task_info(task).breakdown
+    if breakdown is None:
+      continue
+    plot = LENGTH_PLOT if len(by_task) == 1 else f"accuracy_by_length_{task}.png"
+    plot_by_count(results_by_run, breakdown, os.path.join(workdir, plot), task)
+    sections.append(f"## {task}: accuracy by {breakdown.unit}\n\n{by_count_table(results_by_run, breakdown)}"
+                    f"\n\n![accuracy by {breakdown.unit}]({plot})")
+  return sections
+
+
 def write_report(workdir: str) -> str:
   """Gathers the runs under WORKDIR into WORKDIR/report.md with its PNG plots; returns the text.
 
@@ -332,10 +347,12 @@ def write_report(workdir: str) -> str:
   if pause:
     plot_pause_variants(pause, os.path.join(workdir, PAUSE_PLOT))
     sections.append(f"## Pause tokens\n\n{pause_tables(pause)}\n\n![pause variants]({PAUSE_PLOT})")
-  by_run = {}
+  by_run, by_task = {}, {}
   for r in records:
     name = r["run"] + ("" if r["m_inf"] is None else f" (M_inf={r['m_inf']})")
     by_run.setdefault(name, {})[r["split"]] = r["metrics"]
+    by_task.setdefault(r["task"], {}).setdefault(name, {})[r["split"]] = r["metrics"]
+  sections += _by_count_sections(by_task, workdir)
   sections.append(f"## Every run\n\n{results_table(by_run)}")
   text = f"# Report: {workdir}\n\n" + "\n\n".join(sections) + "\n"
   evaluator.write_text(os.path.join(workdir, REPORT_FILE), text)

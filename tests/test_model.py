@@ -26,7 +26,7 @@ def forward(graphdef, params, tokens, positions=None, segments=None):
 
 
 @pytest.mark.parametrize("size", ["nano", "tiny", "mini", "small", "medium", "base", "130m", "1b"])
-@pytest.mark.parametrize("vocab_size, position_encoding", [(264, "rope"), (32008, "learned")])
+@pytest.mark.parametrize("vocab_size, position_encoding", [(264, "rope"), (32008, "learned"), (48, "line_bias")])
 def test_every_size_preset_has_the_parameters_the_formula_counts(size, vocab_size, position_encoding):
   from scratchpad import config as config_lib
   layers, d_model, heads, mlp = config_lib.SIZES[size]

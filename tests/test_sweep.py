@@ -42,7 +42,7 @@ def test_runs_are_the_product_of_the_axes_in_order(tmp_path):
   assert dict(run.labels) == {"size": "nano", "format": "direct", "seed": "3"}
   cfg = run.config()
   assert (cfg.seed, cfg.train.steps, cfg.train.batch_size, cfg.data.pack) == (3, 7, 4, False)
-  assert cfg.model.d_model == config_lib.SIZES["nano"][1] and cfg.task == "addition_direct_1to2"
+  assert cfg.model.d_model == config_lib.SIZES["nano"][1] and cfg.task == "addition_direct_1to3_symbols"
 
 
 def test_the_shipped_sweeps_build_every_config():

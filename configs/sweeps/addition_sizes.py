@@ -4,7 +4,7 @@
     python -m scratchpad report --workdir=runs/addition_sizes
 
 ARG picks the scale: `laptop` (default): four sizes from 0.13M to 4.9M parameters on
-1-2 digit operands (ood: 3-4 digits), what a 2-core CPU runs in about an hour;
+1-3 digit operands (ood: 4-5 digits), what a 2-core CPU runs in about an hour;
 `paper`: the paper's setup (1-8 digits, ood 9-10) from 0.86M to 85M parameters,
 three seeds each, for an accelerator.
 """

@@ -15,6 +15,12 @@ prompts and at each decoding step, so the three agree exactly:
                        shifts per field (a's digits 0, b's -1, the result -1), so
                        with lines shorter than the stride every lookup a step
                        needs is a fixed distance, whatever the operands' length.
+  line_bias            the same ids, encoded not by rotation but by a learned bias
+                       per head on each (lines apart, places apart) bucket, lines
+                       apart clipped at BIAS_LINES and places at BIAS_PLACES (as
+                       T5's buckets): the line above is exactly addressable, and
+                       how far a line lies from the input is not, so nothing
+                       learned on short operands ties a step to its line number.
 
 A token's id depends only on the tokens before it in its segment (causal), so a
 decoder carries `(line, place)` of the next token from step to step.
@@ -25,8 +31,12 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-SCHEMES = ("rope", "learned", "nope", "randomized", "lines")
+SCHEMES = ("rope", "learned", "nope", "randomized", "lines", "line_bias")
 ROTARY = ("rope", "randomized", "lines")  # the schemes the model encodes with rotary embeddings
+LINE_SCHEMES = ("lines", "line_bias")  # ids of line * line_stride + place
+BIAS_LINES = 3  # line_bias: 0 (the same line), 1, 2 and 3 or more lines apart
+BIAS_PLACES = 16  # line_bias: places apart, clipped to [-16, 16]
+BIAS_BUCKETS = (BIAS_LINES + 1) * (2 * BIAS_PLACES + 1)
 
 
 def segment_positions(segment_ids_BxL):
@@ -71,7 +81,7 @@ def training_ids(cfg, tokens_BxL, positions_BxL, segment_ids_BxL, key=None):
 
 def row_ids(cfg, tokens_BxL, positions_BxL):
   """The ids of rows at evaluation (full recomputation, prompts): deterministic."""
-  if cfg.position_encoding != "lines":
+  if cfg.position_encoding not in LINE_SCHEMES:
     return positions_BxL
   line_BxL, place_BxL = _line_and_place(tokens_BxL, positions_BxL, cfg.line_break_ids)
   return line_BxL * cfg.line_stride + place_BxL
@@ -79,7 +89,7 @@ def row_ids(cfg, tokens_BxL, positions_BxL):
 
 def next_state(cfg, tokens_BxL, positions_BxL):
   """`(line, place)` of the token after each row's last one: a decoder's carry."""
-  if cfg.position_encoding != "lines":
+  if cfg.position_encoding not in LINE_SCHEMES:
     return jnp.zeros_like(positions_BxL[:, -1]), positions_BxL[:, -1] + 1
   line_BxL, place_BxL = _line_and_place(tokens_BxL, positions_BxL, cfg.line_break_ids)
   return step_state(cfg, tokens_BxL[:, -1], line_BxL[:, -1], place_BxL[:, -1])
@@ -87,11 +97,20 @@ def next_state(cfg, tokens_BxL, positions_BxL):
 
 def step_state(cfg, token_B, line_B, place_B):
   """`(line, place)` of the token after `token_B`, itself at `(line_B, place_B)`."""
-  if cfg.position_encoding != "lines":
+  if cfg.position_encoding not in LINE_SCHEMES:
     return line_B, place_B + 1
   is_break_B = jnp.isin(token_B, jnp.asarray(cfg.line_break_ids, token_B.dtype))
   return line_B + is_break_B, jnp.where(is_break_B, 0, place_B + 1)
 
 
 def state_id(cfg, line_B, place_B):
-  return line_B * cfg.line_stride + place_B if cfg.position_encoding == "lines" else place_B
+  return line_B * cfg.line_stride + place_B if cfg.position_encoding in LINE_SCHEMES else place_B
+
+
+def bias_buckets(ids_BxL, ids_BxS, line_stride: int):
+  """line_bias: the bucket of each (query, key) pair, from their lines and places apart."""
+  lines_apart_BxLxS = ids_BxL[:, :, None] // line_stride - ids_BxS[:, None, :] // line_stride
+  places_apart_BxLxS = ids_BxL[:, :, None] % line_stride - ids_BxS[:, None, :] % line_stride
+  lines_apart_BxLxS = jnp.clip(lines_apart_BxLxS, 0, BIAS_LINES)  # a key is never on a later line
+  places_apart_BxLxS = jnp.clip(places_apart_BxLxS, -BIAS_PLACES, BIAS_PLACES) + BIAS_PLACES
+  return lines_apart_BxLxS * (2 * BIAS_PLACES + 1) + places_apart_BxLxS

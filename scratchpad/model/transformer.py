@@ -78,8 +78,9 @@ def param_count(cfg: ModelConfig) -> int:
   per layer q, k, v, out (D x D each), the MLP (D x F twice) and two norms, a final norm."""
   d = cfg.d_model
   per_layer = 4 * d * d + 2 * d * cfg.mlp_dim + 2 * d
-  positions = cfg.max_length * d if cfg.position_encoding == "learned" else 0
-  return 2 * cfg.vocab_size * d + cfg.num_layers * per_layer + d + positions
+  per_layer += cfg.num_heads * positions.BIAS_BUCKETS if cfg.position_encoding == "line_bias" else 0
+  learned = cfg.max_length * d if cfg.position_encoding == "learned" else 0
+  return 2 * cfg.vocab_size * d + cfg.num_layers * per_layer + d + learned
 
 
 class KVCache(NamedTuple):
@@ -91,13 +92,14 @@ class KVCache(NamedTuple):
   k_BxHxSxK: tuple[jax.Array, ...]
   v_BxHxSxK: tuple[jax.Array, ...]
   segment_ids_BxS: jax.Array  # 0 marks a padding or not-yet-written position
+  position_ids_BxS: jax.Array  # the keys' position ids (line_bias reads them)
   index: jax.Array  # scalar: where the next tokens are written
 
 
 def init_cache(cfg: ModelConfig, batch_size: int, length: int) -> KVCache:
   shape = (batch_size, cfg.num_heads, length, cfg.head_dim)
   zeros = tuple(jnp.zeros(shape, cfg.dtype) for _ in range(cfg.num_layers))
-  return KVCache(zeros, zeros,
+  return KVCache(zeros, zeros, jnp.zeros((batch_size, length), jnp.int32),
                  jnp.zeros((batch_size, length), jnp.int32), jnp.zeros((), jnp.int32))
 
 
@@ -166,27 +168,32 @@ def attention_block(length: int) -> int:
   return ATTENTION_BLOCK or (64 if length <= 256 else 128)
 
 
-def dot_product_attention(q_BxHxLxK, k_BxHxSxK, v_BxHxSxK, mask_BxLxS):
+def dot_product_attention(q_BxHxLxK, k_BxHxSxK, v_BxHxSxK, mask_BxLxS, bias_BxHxLxS=None):
   """Scaled dot-product attention, the logits and softmax in float32; masked keys get no weight.
 
   The softmax is normalised after the weighted sum of values, as flash attention does: the
-  division runs over L x K, not L x S, and the backward pass's row sums over K, not S."""
+  division runs over L x K, not L x S, and the backward pass's row sums over K, not S.
+  `bias_BxHxLxS` (line_bias) is added to the scaled logits."""
   logits_BxHxLxS = cpu_blas.matmul(q_BxHxLxK, k_BxHxSxK, transpose_b=True).astype(jnp.float32)
-  logits_BxHxLxS = jnp.where(mask_BxLxS[:, None], logits_BxHxLxS * q_BxHxLxK.shape[-1] ** -0.5, -1e30)
+  logits_BxHxLxS = logits_BxHxLxS * q_BxHxLxK.shape[-1] ** -0.5
+  if bias_BxHxLxS is not None:
+    logits_BxHxLxS = logits_BxHxLxS + bias_BxHxLxS
+  logits_BxHxLxS = jnp.where(mask_BxLxS[:, None], logits_BxHxLxS, -1e30)
   max_BxHxLx1 = jax.lax.stop_gradient(jnp.max(logits_BxHxLxS, axis=-1, keepdims=True))
   unnormalized_BxHxLxS = jnp.exp(logits_BxHxLxS - max_BxHxLx1)  # 0 at masked keys (1 if all are)
   weighted_BxHxLxK = cpu_blas.matmul(unnormalized_BxHxLxS.astype(v_BxHxSxK.dtype), v_BxHxSxK)
   return (weighted_BxHxLxK / jnp.sum(unnormalized_BxHxLxS, axis=-1, keepdims=True)).astype(v_BxHxSxK.dtype)
 
 
-def causal_block_attention(q_BxHxLxK, k_BxHxLxK, v_BxHxLxK, mask_BxLxL, block: int):
+def causal_block_attention(q_BxHxLxK, k_BxHxLxK, v_BxHxLxK, mask_BxLxL, block: int, bias_fn=None):
   """`dot_product_attention` for causal self-attention, by query blocks of `block`: keys past a
   block's end are masked for all its queries, so skipping them changes nothing but the work
-  (3/4 of it with 2 blocks, 5/8 with 4)."""
+  (3/4 of it with 2 blocks, 5/8 with 4). `bias_fn(queries, keys)` gives a block's bias."""
   length = q_BxHxLxK.shape[2]
   return jnp.concatenate([
       dot_product_attention(q_BxHxLxK[:, :, start:start + block], k_BxHxLxK[:, :, :start + block],
-                            v_BxHxLxK[:, :, :start + block], mask_BxLxL[:, start:start + block, :start + block])
+                            v_BxHxLxK[:, :, :start + block], mask_BxLxL[:, start:start + block, :start + block],
+                            bias_fn and bias_fn(slice(start, start + block), slice(0, start + block)))
       for start in range(0, length, block)], axis=2)
 
 
@@ -197,23 +204,25 @@ def attention_mask(q_index_L, k_index_S, segment_ids_BxL, k_segment_BxS):
           & (k_segment_BxS[:, None, :] != 0))
 
 
-def causal_self_attention(q_BxLxHxK, k_BxLxHxK, v_BxLxHxK, segment_ids_BxL):
+def causal_self_attention(q_BxLxHxK, k_BxLxHxK, v_BxLxHxK, segment_ids_BxL, bias_fn=None):
   """Attention of each token to itself and the tokens before it in its packed segment (training,
   full recomputation), by query blocks of `attention_block(L)`.
 
   On one CPU device with MKL it is one fused custom call (`cpu_blas.causal_attention`, the same
-  result to float32 rounding); elsewhere XLA's `causal_block_attention`, in heads-first layout."""
+  result to float32 rounding); elsewhere, or with a bias (`bias_fn(queries, keys)`: line_bias),
+  XLA's `causal_block_attention`, in heads-first layout."""
   length = q_BxLxHxK.shape[1]
   block = attention_block(length)
-  if cpu_blas.uses_mkl(q_BxLxHxK, k_BxLxHxK, v_BxLxHxK):
+  if bias_fn is None and cpu_blas.uses_mkl(q_BxLxHxK, k_BxLxHxK, v_BxLxHxK):
     return cpu_blas.causal_attention(q_BxLxHxK, k_BxLxHxK, v_BxLxHxK, segment_ids_BxL, block)
   q_BxHxLxK, k_BxHxLxK, v_BxHxLxK = (x.transpose(0, 2, 1, 3) for x in (q_BxLxHxK, k_BxLxHxK, v_BxLxHxK))
   index_L = jnp.arange(length)
   mask_BxLxL = attention_mask(index_L, index_L, segment_ids_BxL, segment_ids_BxL)
   if length > block:
-    attended_BxHxLxK = causal_block_attention(q_BxHxLxK, k_BxHxLxK, v_BxHxLxK, mask_BxLxL, block)
+    attended_BxHxLxK = causal_block_attention(q_BxHxLxK, k_BxHxLxK, v_BxHxLxK, mask_BxLxL, block, bias_fn)
   else:
-    attended_BxHxLxK = dot_product_attention(q_BxHxLxK, k_BxHxLxK, v_BxHxLxK, mask_BxLxL)
+    attended_BxHxLxK = dot_product_attention(q_BxHxLxK, k_BxHxLxK, v_BxHxLxK, mask_BxLxL,
+                                             bias_fn and bias_fn(slice(None), slice(None)))
   return attended_BxHxLxK.transpose(0, 2, 1, 3)
 
 
@@ -227,6 +236,20 @@ class Attention(nnx.Module):
     self.v_DxHxK = _param(rngs, init, qkv_shape, ("embed", "heads", "kv"))
     out_init = nnx.initializers.variance_scaling(1.0, "fan_in", "normal", in_axis=(0, 1), out_axis=2)
     self.out_HxKxD = _param(rngs, out_init, (cfg.num_heads, cfg.head_dim, cfg.d_model), ("heads", "kv", "embed"))
+    if cfg.position_encoding == "line_bias":  # zero at first: content alone decides
+      self.bias_HxN = _param(rngs, nnx.initializers.zeros, (cfg.num_heads, positions.BIAS_BUCKETS),
+                             ("heads", "position"))
+
+  def bias_fn(self, query_ids_BxL, key_ids_BxS):
+    """line_bias: `(queries, keys) -> bias_BxHxLxS` for slices of the queries and keys; else None."""
+    if self.cfg.position_encoding != "line_bias":
+      return None
+
+    def bias(queries: slice, keys: slice):
+      buckets_BxLxS = positions.bias_buckets(query_ids_BxL[:, queries], key_ids_BxS[:, keys], self.cfg.line_stride)
+      return self.bias_HxN[...][:, buckets_BxLxS].transpose(1, 0, 2, 3)
+
+    return bias
 
   def __call__(self, x_BxLxD, positions_BxL, segment_ids_BxL, cache: KVCache | None = None, layer: int = 0):
     """Returns the attention output and the cache with this layer's keys and values written.
@@ -248,7 +271,8 @@ class Attention(nnx.Module):
       k_BxLxHxK = rotary(k_BxLxHxK, positions_BxL, cfg.rope_max_wavelength, num_positions)
 
     if cache is None:
-      attended_BxLxHxK = causal_self_attention(q_BxLxHxK, k_BxLxHxK, v_BxLxHxK, segment_ids_BxL)
+      attended_BxLxHxK = causal_self_attention(q_BxLxHxK, k_BxLxHxK, v_BxLxHxK, segment_ids_BxL,
+                                               self.bias_fn(positions_BxL, positions_BxL))
     else:
       # Write this layer's new keys and values in place, then attend to all S. Heads before
       # length: XLA's CPU batched matmuls want the batch dims leading.
@@ -261,7 +285,9 @@ class Attention(nnx.Module):
                              v_BxHxSxK=_replace_at(cache.v_BxHxSxK, layer, v_BxHxSxK))
       mask_BxLxS = attention_mask(cache.index + jnp.arange(length), jnp.arange(k_BxHxSxK.shape[2]),
                                   segment_ids_BxL, cache.segment_ids_BxS)
-      attended_BxHxLxK = dot_product_attention(q_BxHxLxK, k_BxHxSxK.astype(dt), v_BxHxSxK.astype(dt), mask_BxLxS)
+      bias_fn = self.bias_fn(positions_BxL, cache.position_ids_BxS)
+      attended_BxHxLxK = dot_product_attention(q_BxHxLxK, k_BxHxSxK.astype(dt), v_BxHxSxK.astype(dt), mask_BxLxS,
+                                               bias_fn and bias_fn(slice(None), slice(None)))
       attended_BxLxHxK = attended_BxHxLxK.transpose(0, 2, 1, 3)
     return dense(attended_BxLxHxK.reshape(batch, length, d), self.out_HxKxD[...].astype(dt).reshape(d, d)), cache
 
@@ -316,8 +342,10 @@ class Transformer(nnx.Module):
     if cfg.position_encoding == "learned":
       x_BxLxD = x_BxLxD + self.position_PxD[...][positions_BxL].astype(dt)
     if cache is not None:
-      cache = cache._replace(segment_ids_BxS=jax.lax.dynamic_update_slice_in_dim(
-          cache.segment_ids_BxS, segment_ids_BxL, cache.index, 1))
+      cache = cache._replace(
+          segment_ids_BxS=jax.lax.dynamic_update_slice_in_dim(cache.segment_ids_BxS, segment_ids_BxL, cache.index, 1),
+          position_ids_BxS=jax.lax.dynamic_update_slice_in_dim(
+              cache.position_ids_BxS, positions_BxL.astype(jnp.int32), cache.index, 1))
     for layer, block in enumerate(self.blocks):
       x_BxLxD, cache = block(x_BxLxD, positions_BxL, segment_ids_BxL, cache, layer)
     logits_BxLxV = dense(self.final_norm(x_BxLxD), self.unembed_DxV[...].astype(dt)).astype(jnp.float32)

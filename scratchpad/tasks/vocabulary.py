@@ -31,13 +31,8 @@ SPECIAL_STRINGS = {PAUSE: PAUSE_ID, SCRATCH_OPEN: SCRATCH_OPEN_ID, SCRATCH_CLOSE
 _SPECIAL_RE = re.compile("|".join(re.escape(s) for s in SPECIAL_STRINGS))
 
 
-class ByteVocabulary(seqio.Vocabulary):
-  """UTF-8 bytes plus pad, eos, unk, `<pause>`, `<scratch>`, `</scratch>`.
-
-  Encoding replaces each special string by a control byte equal to its id,
-  then shifts every other byte by NUM_SPECIAL. Raw control bytes 0..5 therefore
-  never reach the model as bytes; `check_text` rejects them.
-  """
+class _SpecialIds(seqio.Vocabulary):
+  """The six special ids every vocabulary here shares; vocabularies of one class are equal."""
 
   def __init__(self):
     super().__init__(extra_ids=0)
@@ -53,6 +48,21 @@ class ByteVocabulary(seqio.Vocabulary):
   @property
   def pause_id(self) -> int:
     return PAUSE_ID
+
+  def __eq__(self, other) -> bool:
+    return type(other) is type(self)
+
+  def __hash__(self) -> int:
+    return hash(type(self))
+
+
+class ByteVocabulary(_SpecialIds):
+  """UTF-8 bytes plus pad, eos, unk, `<pause>`, `<scratch>`, `</scratch>`.
+
+  Encoding replaces each special string by a control byte equal to its id,
+  then shifts every other byte by NUM_SPECIAL. Raw control bytes 0..5 therefore
+  never reach the model as bytes; `check_text` rejects them.
+  """
 
   @property
   def _base_vocab_size(self) -> int:
@@ -83,17 +93,11 @@ class ByteVocabulary(seqio.Vocabulary):
                         [bytes([b]) for b in range(256)])
     return tf.strings.reduce_join(tf.gather(table, ids), axis=-1)
 
-  def __eq__(self, other) -> bool:
-    return isinstance(other, ByteVocabulary)
-
-  def __hash__(self) -> int:
-    return hash(type(self))
-
 
 _ID_TO_STRING = {PAD_ID: "", EOS_ID: "", UNK_ID: "", **{i: s for s, i in SPECIAL_STRINGS.items()}}
 
 
-class SymbolVocabulary(seqio.Vocabulary):
+class SymbolVocabulary(_SpecialIds):
   """One token per space-separated symbol of the addition and polynomial texts.
 
   A text is split into words at spaces and newlines; a newline is a token. A word
@@ -110,7 +114,7 @@ class SymbolVocabulary(seqio.Vocabulary):
   NEWLINE_ID = NUM_SPECIAL
 
   def __init__(self):
-    super().__init__(extra_ids=0)
+    super().__init__()
     pieces = ["\n", *("▁" + c for c in self.CHARACTERS), *self.CHARACTERS, *("▁" + w for w in self.WORDS)]
     self.pieces = [_ID_TO_STRING[i] for i in range(NUM_SPECIAL)] + pieces
     self.pieces[PAUSE_ID], self.pieces[SCRATCH_OPEN_ID], self.pieces[SCRATCH_CLOSE_ID] = (
@@ -118,18 +122,6 @@ class SymbolVocabulary(seqio.Vocabulary):
     self._piece_ids = {p: i for i, p in enumerate(self.pieces) if p}
     self._word_ids = {p[1:]: i for p, i in self._piece_ids.items() if p.startswith("▁") and len(p) > 2}
     self._word_ids["\n"] = self.NEWLINE_ID
-
-  @property
-  def eos_id(self) -> int:
-    return EOS_ID
-
-  @property
-  def unk_id(self) -> int:
-    return UNK_ID
-
-  @property
-  def pause_id(self) -> int:
-    return PAUSE_ID
 
   @property
   def _base_vocab_size(self) -> int:
@@ -172,12 +164,6 @@ class SymbolVocabulary(seqio.Vocabulary):
     joined = tf.strings.reduce_join(tf.gather(tf.constant(self.pieces), ids), axis=-1)
     joined = tf.strings.regex_replace(tf.strings.regex_replace(joined, "▁", " "), "\n ", "\n")
     return tf.strings.regex_replace(joined, "^ ", "")
-
-  def __eq__(self, other) -> bool:
-    return isinstance(other, SymbolVocabulary)
-
-  def __hash__(self) -> int:
-    return hash(type(self))
 
 
 def _lookup(table: dict[str, int], keys: tf.Tensor, default: int) -> tf.Tensor:
