@@ -3,6 +3,7 @@
 Variants, as `--config=configs/polynomial.py:ARGS` with ARGS a comma list of:
   format   direct | scratchpad                 (default scratchpad)
   size     nano | tiny | mini | small | medium | base | 130m | 1b  (default tiny; config.SIZES)
+  vocab    bytes | symbols                     (default bytes; symbols: one token per digit or sign)
 
 The data is the paper's: `polynomial_{direct,scratchpad}`, 10,000 train and
 2,000 test polynomials of at most 3 terms, degree <= 3, coefficients in
@@ -16,12 +17,15 @@ import ml_collections
 from scratchpad import config as config_lib
 
 FORMATS = ("direct", "scratchpad")
+VOCABS = ("bytes", "symbols")
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  variant = config_lib.parse_variant(arg, {"format": FORMATS, "size": tuple(config_lib.SIZES)},
-                                     {"format": "scratchpad", "size": "tiny"}, "configs/polynomial.py")
-  cfg = config_lib.base_config(f"polynomial_{variant['format']}", variant["size"], variant)
+  variant = config_lib.parse_variant(arg, {"format": FORMATS, "size": tuple(config_lib.SIZES), "vocab": VOCABS},
+                                     {"format": "scratchpad", "size": "tiny", "vocab": "bytes"},
+                                     "configs/polynomial.py")
+  suffix = "_symbols" if variant["vocab"] == "symbols" else ""
+  cfg = config_lib.base_config(f"polynomial_{variant['format']}{suffix}", variant["size"], variant)
   cfg.model.num_heads *= 2  # narrower, more heads: finding operands at varying distances (README)
   cfg.data.update(inputs_length=64, targets_length=192)  # packed rows of 256 tokens
   cfg.train.update(steps=1500, batch_size=16)

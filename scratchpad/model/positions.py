@@ -15,12 +15,13 @@ prompts and at each decoding step, so the three agree exactly:
                        shifts per field (a's digits 0, b's -1, the result -1), so
                        with lines shorter than the stride every lookup a step
                        needs is a fixed distance, whatever the operands' length.
-  line_bias            the same ids, encoded not by rotation but by a learned bias
-                       per head on each (lines apart, places apart) bucket, lines
-                       apart clipped at BIAS_LINES and places at BIAS_PLACES (as
-                       T5's buckets): the line above is exactly addressable, and
-                       how far a line lies from the input is not, so nothing
-                       learned on short operands ties a step to its line number.
+  line_bias            the same ids, encoded in two parts: rotary over the place
+                       alone, and a learned bias per head by lines apart, clipped
+                       at BIAS_LINES (the same line, the one above, two above, and
+                       farther). Fields of the line above stay at fixed places
+                       apart, while how far a line lies from the input is hidden:
+                       trained on short operands, `lines` ties each step to its
+                       line number (docs/results/addition.md).
 
 A token's id depends only on the tokens before it in its segment (causal), so a
 decoder carries `(line, place)` of the next token from step to step.
@@ -32,11 +33,9 @@ import jax
 import jax.numpy as jnp
 
 SCHEMES = ("rope", "learned", "nope", "randomized", "lines", "line_bias")
-ROTARY = ("rope", "randomized", "lines")  # the schemes the model encodes with rotary embeddings
+ROTARY = ("rope", "randomized", "lines", "line_bias")  # the schemes with rotary embeddings
 LINE_SCHEMES = ("lines", "line_bias")  # ids of line * line_stride + place
-BIAS_LINES = 3  # line_bias: 0 (the same line), 1, 2 and 3 or more lines apart
-BIAS_PLACES = 16  # line_bias: places apart, clipped to [-16, 16]
-BIAS_BUCKETS = (BIAS_LINES + 1) * (2 * BIAS_PLACES + 1)
+BIAS_LINES = 3  # line_bias: a bias for 0 (the same line), 1, 2 and 3 or more lines apart
 
 
 def segment_positions(segment_ids_BxL):
@@ -107,10 +106,12 @@ def state_id(cfg, line_B, place_B):
   return line_B * cfg.line_stride + place_B if cfg.position_encoding in LINE_SCHEMES else place_B
 
 
-def bias_buckets(ids_BxL, ids_BxS, line_stride: int):
-  """line_bias: the bucket of each (query, key) pair, from their lines and places apart."""
-  lines_apart_BxLxS = ids_BxL[:, :, None] // line_stride - ids_BxS[:, None, :] // line_stride
-  places_apart_BxLxS = ids_BxL[:, :, None] % line_stride - ids_BxS[:, None, :] % line_stride
-  lines_apart_BxLxS = jnp.clip(lines_apart_BxLxS, 0, BIAS_LINES)  # a key is never on a later line
-  places_apart_BxLxS = jnp.clip(places_apart_BxLxS, -BIAS_PLACES, BIAS_PLACES) + BIAS_PLACES
-  return lines_apart_BxLxS * (2 * BIAS_PLACES + 1) + places_apart_BxLxS
+def rotary_ids(cfg, ids_BxL):
+  """The ids the rotary embedding turns by: line_bias turns by the place alone."""
+  return ids_BxL % cfg.line_stride if cfg.position_encoding == "line_bias" else ids_BxL
+
+
+def lines_apart(ids_BxL, ids_BxS, line_stride: int):
+  """line_bias: how many lines each key lies above each query, clipped at BIAS_LINES."""
+  apart_BxLxS = ids_BxL[:, :, None] // line_stride - ids_BxS[:, None, :] // line_stride
+  return jnp.clip(apart_BxLxS, 0, BIAS_LINES)  # a key is never on a later line

@@ -78,7 +78,7 @@ def param_count(cfg: ModelConfig) -> int:
   per layer q, k, v, out (D x D each), the MLP (D x F twice) and two norms, a final norm."""
   d = cfg.d_model
   per_layer = 4 * d * d + 2 * d * cfg.mlp_dim + 2 * d
-  per_layer += cfg.num_heads * positions.BIAS_BUCKETS if cfg.position_encoding == "line_bias" else 0
+  per_layer += cfg.num_heads * (positions.BIAS_LINES + 1) if cfg.position_encoding == "line_bias" else 0
   learned = cfg.max_length * d if cfg.position_encoding == "learned" else 0
   return 2 * cfg.vocab_size * d + cfg.num_layers * per_layer + d + learned
 
@@ -236,9 +236,9 @@ class Attention(nnx.Module):
     self.v_DxHxK = _param(rngs, init, qkv_shape, ("embed", "heads", "kv"))
     out_init = nnx.initializers.variance_scaling(1.0, "fan_in", "normal", in_axis=(0, 1), out_axis=2)
     self.out_HxKxD = _param(rngs, out_init, (cfg.num_heads, cfg.head_dim, cfg.d_model), ("heads", "kv", "embed"))
-    if cfg.position_encoding == "line_bias":  # zero at first: content alone decides
-      self.bias_HxN = _param(rngs, nnx.initializers.zeros, (cfg.num_heads, positions.BIAS_BUCKETS),
-                             ("heads", "position"))
+    if cfg.position_encoding == "line_bias":  # zero at first: no line is preferred
+      self.line_bias_HxN = _param(rngs, nnx.initializers.zeros, (cfg.num_heads, positions.BIAS_LINES + 1),
+                                  ("heads", "position"))
 
   def bias_fn(self, query_ids_BxL, key_ids_BxS):
     """line_bias: `(queries, keys) -> bias_BxHxLxS` for slices of the queries and keys; else None."""
@@ -246,8 +246,11 @@ class Attention(nnx.Module):
       return None
 
     def bias(queries: slice, keys: slice):
-      buckets_BxLxS = positions.bias_buckets(query_ids_BxL[:, queries], key_ids_BxS[:, keys], self.cfg.line_stride)
-      return self.bias_HxN[...][:, buckets_BxLxS].transpose(1, 0, 2, 3)
+      apart_BxLxS = positions.lines_apart(query_ids_BxL[:, queries], key_ids_BxS[:, keys], self.cfg.line_stride)
+      # A sum over the few buckets, not a gather: its gradient is then no scatter.
+      table_HxN = self.line_bias_HxN[...]
+      return sum(jnp.where(apart_BxLxS[:, None] == n, table_HxN[None, :, n, None, None], 0.0)
+                 for n in range(positions.BIAS_LINES + 1))
 
     return bias
 
@@ -267,8 +270,9 @@ class Attention(nnx.Module):
     if cfg.position_encoding in positions.ROTARY:
       num_positions = length if cache is None else cache.k_BxHxSxK[layer].shape[2]
       num_positions = num_positions if cfg.position_encoding == "rope" else None
-      q_BxLxHxK = rotary(q_BxLxHxK, positions_BxL, cfg.rope_max_wavelength, num_positions)
-      k_BxLxHxK = rotary(k_BxLxHxK, positions_BxL, cfg.rope_max_wavelength, num_positions)
+      rotary_ids_BxL = positions.rotary_ids(cfg, positions_BxL)
+      q_BxLxHxK = rotary(q_BxLxHxK, rotary_ids_BxL, cfg.rope_max_wavelength, num_positions)
+      k_BxLxHxK = rotary(k_BxLxHxK, rotary_ids_BxL, cfg.rope_max_wavelength, num_positions)
 
     if cache is None:
       attended_BxLxHxK = causal_self_attention(q_BxLxHxK, k_BxLxHxK, v_BxLxHxK, segment_ids_BxL,
