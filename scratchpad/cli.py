@@ -133,7 +133,7 @@ def train(cfg, workdir: str, fallback: bool = False):
   from scratchpad.evaluation import evaluator
   from scratchpad.train import trainer
   accuracy = None
-  if cfg.eval.every and cfg.eval.every_accuracy:
+  if cfg.eval.get("every") and cfg.eval.every_accuracy:
     accuracy = evaluator.answer_accuracy_fn(cfg, trainer.Setup(cfg).graphdef, cfg.eval.every_split,
                                             cfg.eval.every_examples)
   return trainer.train(cfg, workdir, fallback=fallback, answer_accuracy=accuracy)

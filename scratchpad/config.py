@@ -156,7 +156,7 @@ def validate(cfg: ml_collections.ConfigDict, num_devices: int | None = None) -> 
     if split not in splits:
       raise ValueError(f"config key eval.splits has {split!r}, which task {cfg.task} lacks; "
                        f"it has: {', '.join(splits)}")
-  if cfg.eval.every and cfg.eval.every_split not in splits:
+  if cfg.eval.get("every") and cfg.eval.every_split not in splits:
     raise ValueError(f"config key eval.every_split={cfg.eval.every_split!r} is a split task {cfg.task} lacks; "
                      f"it has: {', '.join(splits)}")
   if num_devices is not None:
@@ -257,7 +257,7 @@ def model_config(cfg: ml_collections.ConfigDict) -> transformer.ModelConfig:
   """The model of `cfg`, with the vocabulary's size and, for `lines`, its line-ending tokens."""
   vocabulary = task_vocabulary_of(cfg)
   model = cfg.model.to_dict()
-  if model.get("position_encoding") == "lines":
+  if model.get("position_encoding") in positions.LINE_SCHEMES:
     model["line_break_ids"] = (vocabulary.eos_id, *vocabulary.encode("\n"))
   return transformer.ModelConfig(vocab_size=padded_vocab_size(vocabulary), **model)
 

@@ -109,3 +109,16 @@ def test_decoder_state_gives_the_ids_of_the_whole_row(scheme):
     stepped.append(int(positions.state_id(cfg, line, place)[0]))
     line, place = positions.step_state(cfg, tokens[:, t], line, place)
   assert stepped == whole[prompt:].tolist()
+
+
+@pytest.mark.parametrize("scheme", positions.LINE_SCHEMES)
+def test_a_line_schemes_model_ends_lines_at_its_vocabularys_newline_and_eos(scheme):
+  from conftest import ROOT
+  from scratchpad import config as config_lib
+  from scratchpad.tasks.vocabulary import VOCABULARY
+  for vocab, newline_id in (("symbols", NEWLINE_ID), ("bytes", VOCABULARY.encode("\n")[0])):
+    cfg = config_lib.load_config_file(f"{ROOT / 'configs' / 'addition.py'}:short,{vocab}")
+    cfg.model.position_encoding = scheme
+    assert config_lib.model_config(cfg).line_break_ids == (EOS_ID, newline_id)
+  cfg.model.position_encoding = "rope"
+  assert config_lib.model_config(cfg).line_break_ids == ()
