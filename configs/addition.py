@@ -41,6 +41,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   row = 512 if variant["vocab"] == "symbols" else 1024
   cfg.data.update(inputs_length=64, targets_length=row - 64)
   cfg.train.update(batch_size=8, learning_rate=3e-3, warmup_steps=200)
-  cfg.train.steps = {"laptop": 1500, "short": 2500, "paper": 10_000}[recipe]
+  cfg.train.steps = {"laptop": 1000, "short": 1500, "paper": 4000}[recipe]
   cfg.eval.splits = ("test", "ood")
   return cfg

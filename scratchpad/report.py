@@ -308,17 +308,21 @@ def _study_record(r: dict) -> dict:
 
 
 def _by_count_sections(by_task: dict[str, dict], workdir: str) -> list[str]:
-  """Accuracy by operand length (or terms), a table and a plot per task that has a breakdown."""
+  """Accuracy by operand length (or terms): a table and a plot per breakdown and trained range,
+  so the direct and scratchpad runs of one range share a plot."""
   from scratchpad.tasks import get_task_info
-  sections = []
+  groups = {}
   for task, results_by_run in by_task.items():
     breakdown = get_task_info(task).breakdown
-    if breakdown is None:
-      continue
-    plot = LENGTH_PLOT if len(by_task) == 1 else f"accuracy_by_length_{task}.png"
-    plot_by_count(results_by_run, breakdown, os.path.join(workdir, plot), task)
-    sections.append(f"## {task}: accuracy by {breakdown.unit}\n\n{by_count_table(results_by_run, breakdown)}"
-                    f"\n\n![accuracy by {breakdown.unit}]({plot})")
+    if breakdown is not None:
+      key = (breakdown.unit, breakdown.trained)
+      groups.setdefault(key, (breakdown, {}))[1].update(results_by_run)
+  sections = []
+  for (unit, (lo, hi)), (breakdown, results_by_run) in groups.items():
+    plot = LENGTH_PLOT if len(groups) == 1 else f"accuracy_by_{unit}_{lo}to{hi}.png"
+    plot_by_count(results_by_run, breakdown, os.path.join(workdir, plot), f"trained on {lo}-{hi} {unit}")
+    sections.append(f"## Accuracy by {unit}, trained on {lo}-{hi}\n\n{by_count_table(results_by_run, breakdown)}"
+                    f"\n\n![accuracy by {unit}]({plot})")
   return sections
 
 
