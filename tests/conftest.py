@@ -24,6 +24,7 @@ def tiny_config(*variant: str, **overrides):
   from scratchpad import config as config_lib
   cfg = config_lib.load_config_file(f"{ROOT / 'configs' / 'addition.py'}:{','.join(variant)}")
   cfg.model.update(num_layers=2, d_model=32, num_heads=2, mlp_dim=64)
+  cfg.data.update(inputs_length=0, targets_length=0)  # rows of the longest example, not the recipe's 512
   cfg.train.update(batch_size=8, steps=10, warmup_steps=2, log_every=5, checkpoint_every=5)
   cfg.eval.update(batch_size=64, max_examples=64)
   for key, value in overrides.items():
@@ -51,7 +52,7 @@ def make_config():
 TRAIN_CONFIG = f"--config={ROOT / 'configs' / 'addition.py'}:direct"
 TRAIN_TINY = ["--config.model.num_layers=2", "--config.model.d_model=32", "--config.model.num_heads=2",
               "--config.model.mlp_dim=64", "--config.train.batch_size=8", "--config.train.warmup_steps=2",
-              "--config.train.log_every=1"]
+              "--config.train.log_every=1", "--config.data.inputs_length=0", "--config.data.targets_length=0"]
 
 
 def train_cli_config(*overrides: str):

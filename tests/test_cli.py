@@ -14,7 +14,7 @@ CONFIG = f"--config={ROOT / 'configs' / 'addition.py'}:scratchpad,tiny"
 TINY = ["--config.model.num_layers=2", "--config.model.d_model=32",
         "--config.model.num_heads=2", "--config.model.mlp_dim=64", "--config.train.batch_size=8",
         "--config.train.steps=4", "--config.train.log_every=2", "--config.eval.max_examples=16",
-        "--config.eval.batch_size=16"]
+        "--config.eval.batch_size=16", "--config.data.inputs_length=0", "--config.data.targets_length=0"]
 
 
 @pytest.fixture(scope="module")

@@ -95,7 +95,7 @@ def test_a_sweep_runs_every_run_and_reports_accuracy_against_parameters(swept):
   names = ["nano-direct", "nano-scratchpad", "tiny-direct", "tiny-scratchpad"]
   for name in names:
     results = json.load(open(os.path.join(workdir, name, "results.json")))
-    assert set(results) == {"test", "ood"} and results["test"]["num_examples"] == 4
+    assert set(results) == {"test", "ood", "run"} and results["test"]["num_examples"] == 4
     assert json.load(open(os.path.join(workdir, name, "run.json")))["labels"] == dict(
         zip(("size", "format"), name.split("-")))
   text = open(os.path.join(workdir, "report.md")).read()
