@@ -101,7 +101,7 @@ def test_a_sweep_runs_every_run_and_reports_accuracy_against_parameters(swept):
   text = open(os.path.join(workdir, "report.md")).read()
   assert "## Accuracy against parameters" in text and "## Every run" in text
   squeezed = re.sub(" +", " ", text)
-  assert "| nano | 0.13M" in squeezed and "| tiny | 0.86M" in squeezed
+  assert "| nano | 0.10M" in squeezed and "| tiny | 0.80M" in squeezed  # with the 48-id symbol vocabulary
   assert "direct ood (answer_accuracy %)" in text and "scratchpad test (answer_accuracy %)" in text
   assert open(os.path.join(workdir, report.SCALING_PLOT), "rb").read(8) == PNG_MAGIC
 
@@ -153,8 +153,8 @@ def test_the_report_averages_seeds_per_size_format_and_split(tmp_path):
   text = report.write_report(str(tmp_path))
   table = re.sub(" +", " ", text.split("## Accuracy against parameters")[1].split("![")[0])
   assert table.index("| nano ") < table.index("| tiny "), "rows by parameter count"
-  assert "| tiny | 0.86M | 50.0 ± 14.1 (n=2) | 5.0 ± 7.1 (n=2) |" in table
-  assert "| nano | 0.13M | 5.0 (n=1) | 0.0 (n=1) |" in table
+  assert "| tiny | 0.80M | 50.0 ± 14.1 (n=2) | 5.0 ± 7.1 (n=2) |" in table
+  assert "| nano | 0.10M | 5.0 (n=1) | 0.0 (n=1) |" in table
   assert open(tmp_path / report.SCALING_PLOT, "rb").read(8) == PNG_MAGIC
   assert text == (tmp_path / report.REPORT_FILE).read_text()
 
