@@ -177,7 +177,7 @@ def test_damaged_checkpoint_is_named_and_fallback_resumes_from_the_step_before(
 
 FOREIGN = {  # how the run differs from the checkpoint -> what the error must name
     "d_model": "params/blocks/0/attention/q_DxHxK is (64, 2, 32) float32 here but (32, 2, 16) float32",
-    "vocabulary": "params/embed_VxD is (272, 32) float32 here but (264, 32) float32 in the checkpoint",
+    "vocabulary": "params/embed_VxD is (272, 32) float32 here but (48, 32) float32 in the checkpoint",
 }
 
 
