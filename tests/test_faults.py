@@ -323,7 +323,7 @@ def test_sigterm_during_a_sweep_leaves_the_run_unfinished_and_the_rerun_complete
   assert rerun.returncode == 0, rerun.stdout[-2000:] + rerun.stderr[-2000:]
   assert f"resuming from step {saved}" in rerun.stdout
   for seed in (0, 1):
-    assert set(json.loads((tmp_path / "w" / f"seed{seed}" / "results.json").read_text())) == {"test", "ood"}
+    assert set(json.loads((tmp_path / "w" / f"seed{seed}" / "results.json").read_text())) == {"test", "ood", "run"}
   fault_table(f"SIGTERM to a sweep at step {saved} of its first run's 400",
               "saved the step and exited 0 without evaluating the unfinished model or starting the next run; "
               f"the rerun resumed from step {saved}, then evaluated it and ran the second",
