@@ -237,7 +237,8 @@ BAD_INPUT = [
     ("--config.train.batch_size=12", "train.batch_size=12 must be a multiple of 8"),
     ("--config.data.targets_length=3", "data.targets_length=3 is shorter than the longest targets of task "
                                        "addition_direct_1to3_symbols split train: it must be >= 5"),
-    ("--config.eval.splits=('validation',)", "eval.splits has 'validation', which task addition_direct_1to3_symbols lacks"),
+    ("--config.eval.splits=('validation',)",
+     "eval.splits has 'validation', which task addition_direct_1to3_symbols lacks"),
     ("--config.train.init_from=/nowhere", "train.init_from='/nowhere' must be the workdir of a training run"),
     ("--config.task=addition_multiply", "unknown task 'addition_multiply'; registered tasks: "),
     ("--config.train.stepz=3", "unknown config key 'train.stepz'; config.train has: b1, b2, batch_size"),
