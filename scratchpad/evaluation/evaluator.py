@@ -136,6 +136,12 @@ def results_path(workdir: str, name: str = "results") -> str:
   return os.path.join(workdir, f"{name}.json")
 
 
+def decode_limit(cfg, task: str) -> int:
+  """Tokens to decode: the config's targets length for corpora too big to measure, else 0
+  (the split's longest target)."""
+  return cfg.data.targets_length if get_task_info(task).max_lengths is None else 0
+
+
 def evaluate(cfg, workdir: str, graphdef, params, num_pauses: int | None = None,
              name: str = "results") -> dict[str, dict[str, float]]:
   """Evaluates every split of `cfg.eval.splits` on `config.eval_task(cfg, num_pauses)`.
@@ -145,7 +151,7 @@ def evaluate(cfg, workdir: str, graphdef, params, num_pauses: int | None = None,
   """
   t0 = time.perf_counter()
   task = config_lib.eval_task(cfg, num_pauses)
-  max_new_tokens = cfg.data.targets_length if get_task_info(task).max_lengths is None else 0
+  max_new_tokens = decode_limit(cfg, task)
   results = {}
   writer = jax.process_index() == 0  # every process decodes every example; one writes
   if writer:
@@ -168,7 +174,7 @@ def answer_accuracy_fn(cfg, graphdef, split: str, max_examples: int):
   """params -> answer accuracy (%) on the first `max_examples` of `split`: `eval.every_accuracy`'s
   callback for the trainer."""
   task = config_lib.eval_task(cfg)
-  max_new_tokens = cfg.data.targets_length if get_task_info(task).max_lengths is None else 0
+  max_new_tokens = decode_limit(cfg, task)
 
   def accuracy(params) -> float:
     metrics, _ = evaluate_split(task, split, graphdef, params, cfg.eval.batch_size, max_examples, max_new_tokens)
