@@ -95,6 +95,27 @@ def test_randomized_ids_spread_over_the_range():
   assert np.mean(highest) > 700
 
 
+@settings(max_examples=20, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 10 ** 6), st.integers(0, 10 ** 6)), min_size=1, max_size=3),
+       st.integers(1, 4), st.integers(0, 2 ** 16))
+def test_random_lines_number_lines_by_gaps_and_keep_the_places(pairs, max_gap, seed):
+  """Training: each segment's lines numbered from 0 by gaps in 1..max_line_gap, every token's place
+  that of `lines`; evaluation: exactly the ids of `lines`."""
+  cfg = transformer.ModelConfig(vocab_size=48, position_encoding="random_lines", line_stride=32,
+                                line_break_ids=LINES.line_break_ids, max_line_gap=max_gap)
+  tokens, segment_positions, segments = _row([(addition.addition_input(a, b), addition.scratchpad_target(a, b))
+                                              for a, b in pairs])
+  lines = np.asarray(positions.row_ids(LINES, tokens, segment_positions))[0]
+  drawn = np.asarray(positions.training_ids(cfg, tokens, segment_positions, segments, jax.random.key(seed)))[0]
+  np.testing.assert_array_equal(drawn % 32, lines % 32)
+  for s in range(1, len(pairs) + 1):
+    line_numbers = np.unique(drawn[np.asarray(segments)[0] == s] // 32)
+    gaps = np.diff(line_numbers)
+    assert line_numbers[0] == 0 and gaps.min() >= 1 and gaps.max() <= max_gap
+    assert len(line_numbers) == len(np.unique(lines[np.asarray(segments)[0] == s] // 32))
+  np.testing.assert_array_equal(np.asarray(positions.row_ids(cfg, tokens, segment_positions))[0], lines)
+
+
 @pytest.mark.parametrize("scheme", positions.SCHEMES)
 def test_decoder_state_gives_the_ids_of_the_whole_row(scheme):
   """Carrying (line, place) token by token gives what `row_ids` gives the whole row."""

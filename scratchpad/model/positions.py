@@ -22,6 +22,13 @@ prompts and at each decoding step, so the three agree exactly:
                        apart, while how far a line lies from the input is hidden:
                        trained on short operands, `lines` ties each step to its
                        line number (docs/results/addition.md).
+  random_lines         the ids of `lines`, but in training each line's number is
+                       the one above it plus a gap drawn from 1..max_line_gap
+                       (ours, after Ruoss et al.); at evaluation 0..n as in
+                       `lines`. A place in its line stays exact, while how many
+                       lines lie between a step and the input no longer fixes its
+                       depth, so the model cannot tie a line's contents to it; and
+                       a test row's deeper lines sit at distances training saw.
 
 A token's id depends only on the tokens before it in its segment (causal), so a
 decoder carries `(line, place)` of the next token from step to step.
@@ -32,9 +39,9 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-SCHEMES = ("rope", "learned", "nope", "randomized", "lines", "line_bias")
-ROTARY = ("rope", "randomized", "lines", "line_bias")  # the schemes with rotary embeddings
-LINE_SCHEMES = ("lines", "line_bias")  # ids of line * line_stride + place
+SCHEMES = ("rope", "learned", "nope", "randomized", "lines", "line_bias", "random_lines")
+ROTARY = ("rope", "randomized", "lines", "line_bias", "random_lines")  # the schemes with rotary embeddings
+LINE_SCHEMES = ("lines", "line_bias", "random_lines")  # ids of line * line_stride + place
 BIAS_LINES = 3  # line_bias: a bias for 0 (the same line), 1, 2 and 3 or more lines apart
 
 
@@ -71,10 +78,25 @@ def randomized(key, positions_BxL, segment_ids_BxL, num_positions: int):
   return sorted_BxL.astype(jnp.int32) + positions_BxL
 
 
+def random_lines(key, cfg, tokens_BxL, positions_BxL):
+  """`lines` ids whose line numbers grow by random gaps in 1..cfg.max_line_gap: causal, as
+  a line's gap is drawn for its index in the row, whatever comes after it."""
+  line_BxL, place_BxL = _line_and_place(tokens_BxL, positions_BxL, cfg.line_break_ids)
+  starts_BxL = (place_BxL == 0) | (positions_BxL == 0)  # a segment starts a line too
+  row_line_BxL = jnp.cumsum(starts_BxL, axis=1) - 1  # the row's lines, across segments
+  gaps_BxL = jax.random.randint(key, tokens_BxL.shape, 1, cfg.max_line_gap + 1)
+  total_BxL = jnp.cumsum(gaps_BxL, axis=1)
+  number_BxL = (jnp.take_along_axis(total_BxL, row_line_BxL, axis=1)
+                - jnp.take_along_axis(total_BxL, row_line_BxL - line_BxL, axis=1))  # from the segment's first
+  return number_BxL * cfg.line_stride + place_BxL
+
+
 def training_ids(cfg, tokens_BxL, positions_BxL, segment_ids_BxL, key=None):
-  """The ids of a batch of training rows; `key` draws the `randomized` ones."""
+  """The ids of a batch of training rows; `key` draws the `randomized` and `random_lines` ones."""
   if cfg.position_encoding == "randomized":
     return randomized(key, positions_BxL, segment_ids_BxL, cfg.max_length)
+  if cfg.position_encoding == "random_lines":
+    return random_lines(key, cfg, tokens_BxL, positions_BxL)
   return row_ids(cfg, tokens_BxL, positions_BxL)
 
 

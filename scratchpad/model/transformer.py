@@ -58,6 +58,7 @@ class ModelConfig:
   dtype: str = "float32"  # compute dtype; parameters stay float32
   line_stride: int = 64  # lines: ids per line
   line_break_ids: tuple[int, ...] = ()  # lines: the tokens that end a line (newline, eos); from the vocabulary
+  max_line_gap: int = 3  # random_lines: a line's number is the one above's plus 1..max_line_gap in training
 
   @property
   def head_dim(self) -> int:
