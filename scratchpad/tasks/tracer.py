@@ -46,42 +46,45 @@ VALUE_CHARS (2000) characters or nest deeper than MAX_DEPTH (32) is written
 digits `"<int bit_length=N>"`, and a tuple, set or non-str-key dict of more than
 MAX_REPR_ITEMS (1000) items `"<TYPENAME len=N>"`.
 
-Sandbox. Programs never run in the caller's process: `trace_programs` starts
-one worker, this file run by path with the same interpreter (`-S -P -B`: no
-site-packages, so programs import only the standard library; PYTHONHASHSEED=0),
-and sends it the programs one at a time as JSON lines over pipes; an idle worker
-is kept for the next call and ended at exit. In the worker each program runs in
-a fresh `__main__` module with `random` seeded with 0, its printing thrown away
-and its stdin the given text (or empty); what it changes in the interpreter
-(sys.path, recursion limit, builtins, new modules) is undone after it. Limits:
-  * time: the worker stops a program at `seconds` at its next traced line; the
-    parent kills the worker _GRACE_S later (C-level loops such as
+Sandbox. Programs never run in the caller's process, nor in one another's:
+each runs in a fresh child of a template process and dies with it, behind the
+operating system's boundary (`sandbox.py`: namespaces, seccomp, rlimits), so
+nothing a program does reaches the next one. In the child, the program runs in a
+`__main__` module of its own with `random` seeded with 0, its printing thrown
+away and its stdin the given text (or empty); the template imports the standard
+library alone (`-S -P -B`, PYTHONHASHSEED=0). Limits:
+  * time: the child stops a program at `seconds` at its next traced line; the
+    template kills it sandbox.GRACE_S later (C-level loops such as
     `sum(range(10**12))`, `time.sleep`, and on 3.11 a one-line `while True: pass`,
-    which makes no line events) and starts a new one: "timeout";
-  * memory: RLIMIT_AS is the worker's address space after start-up plus
-    `memory_mb`; a MemoryError in the program ends it: "memory";
+    which makes no line events): "timeout";
+  * memory: RLIMIT_AS is the template's address space plus `memory_mb`; a
+    MemoryError in the program ends it: "memory";
   * steps: more than `max_steps` traced lines, or a trace text longer than
     `max_output_chars`: "too_long";
-  * files, network, processes: an audit hook (sys.addaudithook) stops opening
-    anything but standard library files for reading, and os.*, subprocess,
-    socket, shutil, ctypes, signal, resource, gc, sys.settrace ... events and
-    threads: "forbidden", with the attempt named.
-A stop never returns to the program: the worker writes its report and exits
+  * files, network, processes: refused by the boundary; in front of it an audit
+    hook (sys.addaudithook) stops opening anything but standard library files for
+    reading, and os.*, subprocess, socket, shutil, ctypes, signal, resource, gc,
+    sys.settrace ... events and threads, so that an accident is a readable
+    record: "forbidden", with the attempt named. A program can switch the hook
+    off for itself; the boundary still holds.
+A stop never returns to the program: the child writes its report and exits
 (os._exit) right in the trace function or audit hook, so no `except:` can swallow
 it (CPython unsets a trace function that raises, so a raised stop could not be
-made to stick), and the parent starts a fresh worker for the next program. The
-sandbox guards against accidents of generated and contest programs, not against
-a program written to escape it.
+made to stick). The parent trusts no reply: a missing, malformed, extra or
+oversized one makes that program's record "crashed", with the reason, and the
+batch goes on.
 
 Recursion: the tracer's own calls need stack, so programs run with the recursion
 limit raised by _RECURSION_HEADROOM (100), and a RecursionError in the tracer is
 reported as the program's RecursionError ("error"), also when the program would
 have caught it.
 
-Throughput (`trace_programs`, one worker, 3,000 programs, 2-core AMD EPYC VM):
-3,700-4,000 programs/s on Python 3.11 and 2,700-2,800/s on 3.12 for 4-line
-straight-line programs, 2,700-2,800/s and 1,800-1,900/s for a 6-line function
-with a loop (about 10 traced lines); a worker starts in under 0.1 s.
+Throughput (`python -m benchmarks.tracer`, 2,000 programs x 3 rounds, 2-core AMD EPYC VM,
+Python 3.11, 2026-12-02, a training run paused): 483 programs/s for 4-line straight-line
+programs and 431/s for a function with a loop, against 3,089/s and 2,140/s for the shared
+worker this replaced, measured in the same run. On this VM a program costs about 600 page
+faults (the fork's copy-on-write) and 3-5 ms of CPU; the template runs CONCURRENT children at
+once.
 """
 
 from __future__ import annotations
@@ -96,14 +99,20 @@ import math
 import os
 import random
 import re
-import select
 import signal
-import subprocess
 import sys
 import threading
 import time
 import types
 from collections.abc import Sequence
+
+if __package__:
+  from scratchpad.tasks import sandbox
+else:  # the template process: this file run by path, the standard library alone on sys.path
+  import importlib.util
+  _spec = importlib.util.spec_from_file_location("sandbox", os.path.join(os.path.dirname(__file__), "sandbox.py"))
+  sandbox = sys.modules["sandbox"] = importlib.util.module_from_spec(_spec)
+  _spec.loader.exec_module(sandbox)
 
 PROGRAM_FILENAME = "<program>"
 VALUE_CHARS = 2000  # a str/list/dict whose JSON would be longer is written "<TYPE len=N>"
@@ -112,8 +121,6 @@ REPR_CHARS = 200
 MAX_REPR_ITEMS = 1000  # bigger tuples/sets are not even sorted or walked
 
 _THIS_FILE = os.path.abspath(__file__)
-_GRACE_S = 0.5  # the parent kills the worker this long after the program's time limit
-_START_S = 30.0  # worker start-up (imports) is not counted in any program's time
 _FORBIDDEN_NOTE = "(files, network and processes are not allowed)"
 
 
@@ -131,6 +138,7 @@ class Trace:
   steps: tuple[tuple[str, str], ...]  # (line source, state JSON); "" state: the line that stopped
   output: str | None  # json.dumps(encode_value(output), ensure_ascii=False) if ok: as in the last state
   error: str | None  # "TYPE: message" or the one-line reason for any status but ok
+  sandbox: str = "os"  # the guard it ran under: sandbox.FULL, or "weak: no ..." (what the machine lacked)
 
 
 # Values and states.
@@ -338,15 +346,13 @@ def parse_trace(text: str) -> list:
   return states
 
 
-# The worker: runs programs under sys.settrace and the audit hook.
+# The child: runs one program under sys.settrace and the audit hook, then exits.
 
 _RUN = None  # the _Run of the program running now, for the audit hook
-_SELF_SETTRACE = False  # the worker's own sys.settrace calls are allowed
-_PROTOCOL_OUT = 1
-_BALLAST = None  # freed on a memory stop, so that the report fits under the limit
+_OWN_CALLS = False  # the tracer's own audited calls (sys.settrace, its memory headroom) are allowed
 _ALLOWED_ROOTS: tuple[str, ...] = ()  # the standard library's directories
 _MEMORY_MB = 0
-_EXIT_MEMORY = 3  # the worker could not even report a memory stop
+_EXIT_MEMORY = 3  # the child could not even report a memory stop
 _RECURSION_HEADROOM = 100  # frames added to the recursion limit for the tracer's own calls
 _RECURSION_ERROR = "RecursionError: maximum recursion depth exceeded"
 _DENIED_PREFIXES = (
@@ -440,16 +446,15 @@ def _error_text(exc: BaseException) -> str:
   return " ".join(text.split("\n"))[:1000]
 
 
-def _send(message: dict) -> None:
-  data = memoryview((json.dumps(message) + "\n").encode())  # ASCII: lone surrogates survive
-  while data:
-    data = data[os.write(_PROTOCOL_OUT, data):]
-
-
 def _stop(status: str, error: str | None, with_pending: bool) -> None:
-  """Reports the running program as stopped and ends the worker: nothing returns to the program."""
-  global _BALLAST
-  _BALLAST = None
+  """Reports the running program as stopped and ends its process: nothing returns to the program."""
+  global _OWN_CALLS
+  _OWN_CALLS = True
+  if status == "memory":
+    try:
+      sandbox.release_headroom()  # room to write the report
+    except BaseException:
+      pass
   try:
     sys.setrecursionlimit(sys.getrecursionlimit() + 1000)  # the report may come from deep down
   except BaseException:
@@ -462,7 +467,7 @@ def _stop(status: str, error: str | None, with_pending: bool) -> None:
     steps.append((run.pending, ""))
   code = 0
   try:
-    _send({"status": status, "steps": steps, "output": None, "error": error, "exit": True})
+    sandbox.reply({"status": status, "steps": steps, "output": None, "error": error})
   except MemoryError:
     code = _EXIT_MEMORY
   except BaseException:
@@ -497,24 +502,24 @@ def _forbidden(event: str, args: tuple) -> str | None:
 
 
 def _audit(event: str, args: tuple) -> None:
-  if _SELF_SETTRACE or (event != "open" and not event.startswith(_DENIED_PREFIXES)):
+  if _OWN_CALLS or (event != "open" and not event.startswith(_DENIED_PREFIXES)):
     return
   attempt = _forbidden(event, args)
   if attempt is None:
     return
   reason = f"stopped: the program tried {attempt} {_FORBIDDEN_NOTE}"
-  if _RUN is None:  # between programs (a late __del__): refuse, there is nobody to report to
+  if _RUN is None:  # after the program (a late __del__): refuse, there is nobody to report to
     raise PermissionError(reason)
   _stop("forbidden", reason, with_pending=True)
 
 
 def _set_trace(function) -> None:
-  global _SELF_SETTRACE
-  _SELF_SETTRACE = True
+  global _OWN_CALLS
+  _OWN_CALLS = True
   try:
     sys.settrace(function)
   finally:
-    _SELF_SETTRACE = False
+    _OWN_CALLS = False
 
 
 class _Sink(io.RawIOBase):
@@ -531,30 +536,6 @@ def _text_streams(stdin_text: str):
   return stdin, stdout
 
 
-def _interpreter_state() -> dict:
-  return {"modules": set(sys.modules), "main": sys.modules.get("__main__"), "path": list(sys.path),
-          "meta_path": list(sys.meta_path), "recursion": sys.getrecursionlimit(),
-          "digits": sys.get_int_max_str_digits(), "builtins": dict(builtins.__dict__),
-          "streams": (sys.stdin, sys.stdout, sys.stderr)}
-
-
-def _restore(saved: dict) -> None:
-  """Undoes what a program may have changed in the shared interpreter."""
-  sys.stdin, sys.stdout, sys.stderr = saved["streams"]
-  for name in set(sys.modules) - saved["modules"]:
-    del sys.modules[name]  # the next program imports afresh
-  sys.modules["__main__"] = saved["main"]
-  sys.path[:] = saved["path"]
-  sys.meta_path[:] = saved["meta_path"]
-  sys.setrecursionlimit(saved["recursion"])
-  sys.set_int_max_str_digits(saved["digits"])
-  if signal.getsignal(signal.SIGALRM) is not signal.SIG_DFL:
-    signal.signal(signal.SIGALRM, signal.SIG_DFL)  # the worker's last-resort timer kills
-  if builtins.__dict__ != saved["builtins"]:
-    builtins.__dict__.clear()
-    builtins.__dict__.update(saved["builtins"])
-
-
 def _syntax_result(exc: BaseException) -> dict:
   if isinstance(exc, SyntaxError):
     error = f"{type(exc).__name__}: {exc.msg}" + (f" (line {exc.lineno})" if exc.lineno else "")
@@ -564,7 +545,9 @@ def _syntax_result(exc: BaseException) -> dict:
 
 
 def _run_program(request: dict) -> dict:
-  global _RUN
+  """In a fresh child of the template: the program's result (a stop replies and exits itself)."""
+  global _RUN, _MEMORY_MB
+  _MEMORY_MB = request["memory_mb"]
   source = request["source"].replace("\r\n", "\n").replace("\r", "\n")
   try:
     code = compile(source, PROGRAM_FILENAME, "exec", dont_inherit=True)
@@ -574,14 +557,14 @@ def _run_program(request: dict) -> dict:
   module = types.ModuleType("__main__")
   namespace = module.__dict__
   namespace["__builtins__"] = builtins
-  saved = _interpreter_state()
   random.seed(0)
   sys.stdin, sys.stdout = _text_streams(request.get("stdin") or "")
   sys.stderr = sys.stdout
   sys.modules["__main__"] = module
-  sys.setrecursionlimit(saved["recursion"] + _RECURSION_HEADROOM)
+  sys.setrecursionlimit(sys.getrecursionlimit() + _RECURSION_HEADROOM)
+  sys.addaudithook(_audit)
   error = None
-  signal.setitimer(signal.ITIMER_REAL, run.seconds + 2)  # dies of SIGALRM if the parent is gone
+  signal.setitimer(signal.ITIMER_REAL, run.seconds + 2)  # dies of SIGALRM if the template is gone
   _set_trace(run.on_call)
   _RUN = run
   try:
@@ -594,14 +577,11 @@ def _run_program(request: dict) -> dict:
   except BaseException as e:
     error = e
   try:
-    # str(exc) and __del__ may run the program's code: keep the sandbox on for them.
+    # str(exc) may run the program's code: keep the sandbox on for it.
     error = None if error is None else _error_text(error)
-    namespace.clear()  # breaks the function <-> globals cycles
   finally:
     _RUN = None
     _set_trace(None)
-    signal.setitimer(signal.ITIMER_REAL, 0)
-    _restore(saved)
   if error is None and not run.done:
     # Only a call of the trace function itself past the recursion limit loses the trace
     # (CPython then unsets it), and the program went on after catching that RecursionError.
@@ -615,9 +595,7 @@ def _run_program(request: dict) -> dict:
     status, output, error = "no_output", None, "the program ended without binding `output`"
   else:
     status, output = "ok", run.output
-  # A program's threads would outlive it: the parent starts a fresh worker instead.
-  return {"status": status, "steps": steps, "output": output, "error": error,
-          "exit": _thread._count() > 0}
+  return {"status": status, "steps": steps, "output": output, "error": error}
 
 
 _PREIMPORTED = (
@@ -632,175 +610,134 @@ def _no_threads(*args, **kwargs):
   raise RuntimeError("threads are not allowed")
 
 
-def _virtual_memory_bytes() -> int | None:
-  try:
-    with open("/proc/self/status") as f:
-      for line in f:
-        if line.startswith("VmSize:"):
-          return int(line.split()[1]) * 1024
-  except OSError:
-    pass
-  return None
-
-
-def _worker_main(argv: list[str]) -> None:
-  global _PROTOCOL_OUT, _BALLAST, _ALLOWED_ROOTS, _MEMORY_MB
-  memory_mb = _MEMORY_MB = int(argv[0])
-  requests = os.fdopen(os.dup(0), "rb")
-  _PROTOCOL_OUT = os.dup(1)
-  null = os.open(os.devnull, os.O_RDWR)
-  for fd in (0, 1, 2):  # a program writing to fd 1 must not corrupt the protocol
-    os.dup2(null, fd)
+def _setup_template() -> None:
+  """Once, in the template: what every program's child starts from."""
+  global _ALLOWED_ROOTS
   import importlib
   for name in _PREIMPORTED:
     importlib.import_module(name)
-  import resource
   import _sitebuiltins  # -S leaves out exit() and quit(), which contest programs call
   builtins.exit = _sitebuiltins.Quitter("exit", "Ctrl-D (i.e. EOF)")
   builtins.quit = _sitebuiltins.Quitter("quit", "Ctrl-D (i.e. EOF)")
   _thread.start_new_thread = _thread.start_new = threading._start_new_thread = _no_threads
   _ALLOWED_ROOTS = tuple(os.path.normpath(p) for p in sys.path if p and os.path.isabs(p))
-  base = _virtual_memory_bytes()
-  _BALLAST = bytearray(16 << 20)
-  if base is not None and memory_mb > 0:
-    limit = base + len(_BALLAST) + (memory_mb << 20)
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-  sys.addaudithook(_audit)
-  _send({"ready": True, "memory_mb": memory_mb})
-  for line in requests:
-    result = _run_program(json.loads(line))
-    _send(result)
-    if result.get("exit"):
-      break
-  os._exit(0)
 
 
-# The parent: one worker process, restarted after a stop, a timeout or a crash.
+# The parent: a template process, kept for the next call; every program a child of it.
 
-class _Worker:
-  def __init__(self, memory_mb: int):
-    self.memory_mb = memory_mb
-    self.owner = os.getpid()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-    env["PYTHONHASHSEED"] = "0"  # stable str hashes: sets of str iterate the same way every run
-    self.process = subprocess.Popen(
-        [sys.executable, "-S", "-P", "-B", _THIS_FILE, "--worker", str(memory_mb)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd="/")
-    self.fd = self.process.stdout.fileno()
-    self.buffer = b""
-    try:
-      ready = self._read(time.monotonic() + _START_S)
-    except EOFError:
-      ready = None
-    if not ready or not ready.get("ready"):
-      self.close()
-      raise RuntimeError(f"the tracing worker did not start ({sys.executable} {_THIS_FILE} --worker)")
-
-  def usable(self) -> bool:
-    return self.owner == os.getpid() and self.process.poll() is None
-
-  def _read(self, deadline: float):
-    """The next message, None at the deadline; EOFError when the worker is gone."""
-    poller = select.poll()
-    poller.register(self.fd, select.POLLIN)
-    while b"\n" not in self.buffer:
-      remaining = deadline - time.monotonic()
-      if remaining <= 0 or not poller.poll(remaining * 1000):
-        return None
-      chunk = os.read(self.fd, 1 << 16)
-      if not chunk:
-        raise EOFError
-      self.buffer += chunk
-    line, _, self.buffer = self.buffer.partition(b"\n")
-    return json.loads(line)
-
-  def trace(self, source: str, stdin: str | None, limits: Limits) -> Trace:
-    request = {"source": source, "stdin": stdin, "seconds": limits.seconds,
-               "max_steps": limits.max_steps, "max_output_chars": limits.max_output_chars}
-    try:
-      self.process.stdin.write((json.dumps(request) + "\n").encode())
-      self.process.stdin.flush()
-      message = self._read(time.monotonic() + limits.seconds + _GRACE_S)
-    except (EOFError, BrokenPipeError):
-      return self._died(limits)
-    if message is None:
-      self.close()
-      return Trace("timeout", (), None, _timeout_reason(limits.seconds))
-    if message.get("exit"):
-      self.close()
-    steps = tuple((line, state) for line, state in message["steps"])
-    return Trace(message["status"], steps, message["output"], message["error"])
-
-  def _died(self, limits: Limits) -> Trace:
-    self.close()
-    code = self.process.returncode
-    if code == _EXIT_MEMORY:
-      return Trace("memory", (), None, _memory_reason(limits.memory_mb))
-    if code == -signal.SIGALRM:
-      return Trace("timeout", (), None, _timeout_reason(limits.seconds))
-    how = f"signal {-code}" if code is not None and code < 0 else f"exit status {code}"
-    return Trace("crashed", (), None, f"stopped: the Python process running the program died ({how})")
-
-  def close(self) -> None:
-    if self.process.poll() is None:
-      self.process.kill()
-    self.process.wait()
-    for stream in (self.process.stdin, self.process.stdout):
-      try:
-        stream.close()
-      except OSError:
-        pass
+WEAK_SANDBOX_ENV = "SCRATCHPAD_ALLOW_WEAK_SANDBOX"  # =1: accept the weaker guard where the OS has no boundary
+_RESULT_KEYS = {"status", "steps", "output", "error"}
+_STATUSES = ("ok", "error", "timeout", "memory", "too_long", "forbidden", "syntax", "no_output")
 
 
-_IDLE: dict[int, _Worker] = {}  # memory_mb -> a started worker, kept for the next call
+def _result_problem(message: dict) -> str | None:
+  """What is wrong with a child's result, if anything: the parent believes nothing unchecked."""
+  if set(message) != _RESULT_KEYS:
+    return f"a reply with the keys {sorted(message)}"
+  if message["status"] not in _STATUSES:
+    return f"a reply with the status {str(message['status'])[:40]!r}"
+  steps = message["steps"]
+  if not isinstance(steps, list) or not all(
+      isinstance(step, list) and len(step) == 2 and all(isinstance(x, str) for x in step) for step in steps):
+    return "a reply whose steps are not (line, state) pairs of text"
+  if not all(x is None or isinstance(x, str) for x in (message["output"], message["error"])):
+    return "a reply whose output or error is not text"
+  return None
+
+
+def _trace_of(outcome, limits: Limits) -> Trace:
+  """A program's Trace from what became of its child."""
+  def stopped(status: str, error: str) -> Trace:
+    return Trace(status, (), None, error, outcome.sandbox)
+
+  message, problem = outcome.message, outcome.problem
+  if message is not None:
+    problem = _result_problem(message)
+    if problem is None:
+      steps = tuple((line, state) for line, state in message["steps"])
+      return Trace(message["status"], steps, message["output"], message["error"], outcome.sandbox)
+    problem = f"the program's process sent {problem}"
+  if problem is not None:
+    return stopped("crashed", f"stopped: {problem}")
+  code = outcome.exit
+  if outcome.timed_out or code in (-signal.SIGALRM, -signal.SIGXCPU):
+    return stopped("timeout", _timeout_reason(limits.seconds))
+  if code == _EXIT_MEMORY:
+    return stopped("memory", _memory_reason(limits.memory_mb))
+  how = f"signal {-code}" if code is not None and code < 0 else f"exit status {code}"
+  return stopped("crashed", f"stopped: the Python process running the program died ({how})")
+
+
+_IDLE: list = []  # started templates, kept for the next call
 _IDLE_LOCK = threading.Lock()
 
 
-def _take_worker(memory_mb: int) -> _Worker:
+def _take_server(allow_weak: bool):
   with _IDLE_LOCK:
-    worker = _IDLE.pop(memory_mb, None)
-  if worker is not None and worker.usable():
-    return worker
-  return _Worker(memory_mb)
+    while _IDLE:
+      server = _IDLE.pop()
+      if server.usable() and server.seccomp_library == sandbox.SECCOMP_LIBRARY and (
+          allow_weak or server.sandbox == sandbox.FULL):
+        return server
+      _IDLE_LOCK.release()
+      try:
+        server.close()
+      finally:
+        _IDLE_LOCK.acquire()
+  return _start_server(allow_weak)
 
 
-def _keep_worker(worker: _Worker) -> None:
-  if worker.usable():
+def _start_server(allow_weak: bool):
+  return sandbox.ForkServer([_THIS_FILE, "--template", sandbox.SECCOMP_LIBRARY], allow_weak)
+
+
+def _keep_server(server) -> None:
+  if server.usable():
     with _IDLE_LOCK:
-      if worker.memory_mb not in _IDLE:
-        _IDLE[worker.memory_mb] = worker
-        return
-  if worker.owner == os.getpid():
-    worker.close()
+      _IDLE.append(server)
+  elif server.owner == os.getpid():
+    server.close()
 
 
-def _close_idle_workers() -> None:
+def _close_idle_servers() -> None:
   with _IDLE_LOCK:
-    workers = list(_IDLE.values())
+    servers = list(_IDLE)
     _IDLE.clear()
-  for worker in workers:
-    if worker.owner == os.getpid():
-      worker.close()
+  for server in servers:
+    if server.owner == os.getpid():
+      server.close()
 
 
-atexit.register(_close_idle_workers)
+atexit.register(_close_idle_servers)
 
 
-def trace_programs(sources: Sequence[str], limits: Limits = Limits(),
-                   stdin: Sequence[str] | None = None) -> list[Trace]:
-  """The traces of `sources`, run one after another in a sandboxed worker process."""
+def trace_programs(sources: Sequence[str], limits: Limits = Limits(), stdin: Sequence[str] | None = None,
+                   allow_weak_sandbox: bool | None = None) -> list[Trace]:
+  """The traces of `sources`, each run in a fresh sandboxed process.
+
+  Where the machine cannot provide the OS boundary this raises sandbox.SandboxUnavailable, unless
+  `allow_weak_sandbox` (default: $SCRATCHPAD_ALLOW_WEAK_SANDBOX=1) accepts the weaker guard, which
+  every Trace's `sandbox` then names."""
   if stdin is not None and len(stdin) != len(sources):
     raise ValueError(f"{len(stdin)} stdin texts for {len(sources)} programs")
-  traces = []
-  worker = None
+  if allow_weak_sandbox is None:
+    allow_weak_sandbox = os.environ.get(WEAK_SANDBOX_ENV, "") not in ("", "0")
+  requests = [{"source": source, "stdin": None if stdin is None else stdin[i], "seconds": limits.seconds,
+               "memory_mb": limits.memory_mb, "max_steps": limits.max_steps,
+               "max_output_chars": limits.max_output_chars} for i, source in enumerate(sources)]
+  traces: list[Trace] = []
+  server = None
   try:
-    for i, source in enumerate(sources):
-      if worker is None or not worker.usable():
-        worker = _take_worker(limits.memory_mb) if worker is None else _Worker(limits.memory_mb)
-      traces.append(worker.trace(source, None if stdin is None else stdin[i], limits))
+    while len(traces) < len(requests):
+      if server is None or not server.usable():
+        server = _take_server(allow_weak_sandbox) if server is None else _start_server(allow_weak_sandbox)
+      for outcome in server.run_all(requests[len(traces):]):
+        if outcome is None:  # the template failed before this program: a fresh one takes it
+          break
+        traces.append(_trace_of(outcome, limits))
   finally:
-    if worker is not None:
-      _keep_worker(worker)
+    if server is not None:
+      _keep_server(server)
   return traces
 
 
@@ -824,7 +761,7 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-  if sys.argv[1:2] == ["--worker"]:
-    _worker_main(sys.argv[2:])
+  if sys.argv[1:2] == ["--template"]:  # --template [LIBSECCOMP]
+    sandbox.serve(_setup_template, _run_program, *sys.argv[2:3])
   else:
     sys.exit(main(sys.argv[1:]))
