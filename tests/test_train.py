@@ -47,6 +47,7 @@ def test_resumed_run_continues_exactly(make_config, tmp_path):
   np.testing.assert_allclose([h["loss"] for h in first + second], [h["loss"] for h in uninterrupted], rtol=1e-6)
 
 
+@pytest.mark.slow  # a real (short) training run: about a minute on 2 cores
 def test_short_run_learns_small_addition_above_chance(make_config, tmp_path):
   from scratchpad.evaluation import evaluator
   cfg = make_config("scratchpad", train__steps=400, train__batch_size=16, train__learning_rate=3e-3,
