@@ -9,6 +9,7 @@ thrown away after it, so nothing a program does reaches the next one. Before the
 program runs, the child
 
   * starts a session of its own and dies with the template (PR_SET_PDEATHSIG);
+  * is not dumpable (no other program reads its memory through /proc);
   * keeps no file descriptor but /dev/null and its reply pipe;
   * is limited by rlimits: address space, CPU seconds, no file writes (FSIZE 0),
     no processes (NPROC 0), few descriptors, no core dumps or locked memory;
@@ -17,21 +18,23 @@ program runs, the child
     clone, execve ...), opening anything for writing or creating files, devices,
     directories and links, sockets, signals (kill, tgkill ...), changing
     priorities, affinities and other processes' rlimits, ptrace and reading
-    other processes' memory, namespaces and mounts, io_uring, bpf, keys, prctl, and injecting
-    terminal input (TIOCSTI).
+    other processes' memory, namespaces and mounts, io_uring, bpf, keys, prctl,
+    and injecting terminal input (TIOCSTI).
 
 In its namespaces the child sees no network interface but a loopback that is
-down, and no process but its template and itself. Reading world-readable files
+down, and no process but the template and its children. Reading world-readable files
 stays possible at this level (imports need the standard library): the tracer's
 audit hook refuses it, for a readable record.
 
-The protocol is JSON lines. The parent writes `{"id": N, ...request}` to the
-template, with a deadline; the template forks, reads the child's reply pipe until
+The protocol: length-prefixed frames. The parent writes `ID LENGTH\n` and the
+request's JSON to the template, with a deadline; the template reads a request
+while fewer than CONCURRENT children run, forks its child (which inherits the
+request: nothing is ever written to a child), reads the child's reply pipe until
 it closes, the wall-time deadline (`seconds` + GRACE_S) passes or REPLY_BYTES
-overflow, kills the child's process group, reaps it, and answers
-`{"id": N, "reply": raw text, "exit": code or -signal, "timed_out": bool,
-"overflow": bool}`. The parent checks the id, and `Outcome` says whether the
-reply is exactly one JSON object; what is in it is the caller's to check.
+overflow, kills the child, and answers `ID EXIT TIMED_OUT OVERFLOW LENGTH\n` and
+the reply's bytes. The parent matches answers to its requests by id, and
+`parse_reply` says whether a reply is exactly one JSON object; what is in it is
+the caller's to check.
 
 Where the machine lacks a mechanism (no user namespaces, no libseccomp, not
 Linux) the template says which, and `ForkServer` refuses to start with a one-line
@@ -39,13 +42,12 @@ Linux) the template says which, and `ForkServer` refuses to start with a one-lin
 still run in throwaway forks, with what the machine has, and `Outcome.sandbox`
 names what was missing, for every record to carry.
 
-This file is run by path as the template's main program, standard library only.
+The caller's script runs the template (`serve`), loading this file by path: standard library only.
 """
 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import dataclasses
 import errno
 import gc
@@ -254,20 +256,9 @@ def _close_all_but(*keep: int) -> None:
   os.closerange(low, 1 << 16)
 
 
-def _read_line(fd: int) -> bytes:
-  data = b""
-  while not data.endswith(b"\n"):
-    chunk = os.read(fd, 1 << 16)
-    if not chunk:
-      os._exit(0)  # the template is gone, or threw this spare away
-    data += chunk
-  return data
-
-
-def _child(template: _Template, request_fd: int, reply_fd: int, run) -> None:
-  """In a forked child: close the boundary around this process, wait for the program, set the
-  limits it comes with, run it, reply, exit. All but the last limits close before the program is
-  known, while the template's previous child runs."""
+def _child(template: _Template, request: dict, reply_fd: int, run) -> None:
+  """In a forked child (its program inherited in memory): close the boundary around this
+  process, run the program, reply, exit."""
   global _REPLY_FD
   _REPLY_FD = reply_fd
   try:
@@ -276,19 +267,12 @@ def _child(template: _Template, request_fd: int, reply_fd: int, run) -> None:
       _die_with_parent(template.libc)
     for fd in (0, 1, 2):
       os.dup2(template.devnull, fd)
-    _close_all_but(request_fd, reply_fd)
-    for which, value in _FIXED_LIMITS.items():
-      resource.setrlimit(which, value)
+    _close_all_but(reply_fd)
+    _limit(request, template.base_bytes)
     if template.seccomp is not None:
       _check(template.libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(PR_SET_NO_NEW_PRIVS)")
       _check(template.libc.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.byref(template.seccomp), 0, 0),
              "prctl(PR_SET_SECCOMP)")
-  except BaseException as e:
-    _refuse(e)
-  request = json.loads(_read_line(request_fd))
-  os.close(request_fd)
-  try:
-    _limit(request, template.base_bytes)
   except BaseException as e:
     _refuse(e)
   try:
@@ -307,13 +291,15 @@ def _refuse(e: BaseException) -> None:
     os._exit(5)
 
 
-# Limits every child has, before its program is known; `_limit` adds time and memory.
+# Limits every child has; `_limit` adds its program's time and memory.
 _FIXED_LIMITS = {resource.RLIMIT_FSIZE: (0, 0), resource.RLIMIT_NPROC: (0, 0), resource.RLIMIT_NOFILE: (_NOFILE, _NOFILE),
                  resource.RLIMIT_CORE: (0, 0), resource.RLIMIT_MEMLOCK: (0, 0), resource.RLIMIT_MSGQUEUE: (0, 0)}
 
 
 def _limit(request: dict, base_bytes: int) -> None:
-  """The program's CPU time and address space (lowering a limit needs no privilege)."""
+  """No file writes or processes, few descriptors; the program's CPU time and address space."""
+  for which, value in _FIXED_LIMITS.items():
+    resource.setrlimit(which, value)
   seconds = math.ceil(request.get("seconds", 2.0))
   resource.setrlimit(resource.RLIMIT_CPU, (seconds + 1, seconds + 2))
   memory_mb = request.get("memory_mb", 0)
@@ -343,35 +329,23 @@ def reply(message: dict) -> None:
 
 @dataclasses.dataclass
 class _Child:
-  """A child forked ahead of its program (waiting for it on its request pipe), then running it."""
+  """A child running one program, and what it has written so far."""
   pid: int
-  request_fd: int
   reply_fd: int
-  request_id: int = 0
-  deadline: float = 0.0
+  request_id: int
+  deadline: float
   reply: bytearray = dataclasses.field(default_factory=bytearray)
 
   @classmethod
-  def fork(cls, template: _Template, run) -> "_Child":
-    request_read, request_write = os.pipe()
+  def fork(cls, template: _Template, run, request_id: int, request: dict) -> "_Child":
+    """Forks the child for `request`, which it inherits; its wall-time deadline starts now."""
     reply_read, reply_write = os.pipe()
     pid = os.fork()
     if pid == 0:
-      _child(template, request_read, reply_write, run)
-    os.close(request_read)
+      _child(template, request, reply_write, run)
     os.close(reply_write)
     os.set_blocking(reply_read, False)
-    return cls(pid, request_write, reply_read)
-
-  def start(self, request_id: int, seconds: float, request: bytes) -> None:
-    """Hands the child its program (a JSON line); its wall-time deadline starts now."""
-    self.request_id = request_id
-    self.deadline = time.monotonic() + seconds + GRACE_S
-    try:
-      if not _write_all(self.request_fd, request, self.deadline):
-        self.deadline = 0.0  # it did not take its program: over at once
-    finally:
-      os.close(self.request_fd)
+    return cls(pid, reply_read, request_id, time.monotonic() + request.get("seconds", 2.0) + GRACE_S)
 
   def read(self) -> bool:
     """Takes what the child wrote; True when its reply is over (the pipe closed, or too long)."""
@@ -460,25 +434,23 @@ def serve(setup, run, seccomp_library: str = SECCOMP_LIBRARY) -> None:
       data = data[os.write(answers, data):]
 
   answer((json.dumps({"ready": True, "missing": missing}) + "\n").encode())
-  _serve_requests(requests, answer, lambda: _Child.fork(template, run))
+  _serve_requests(requests, answer, lambda request_id, request: _Child.fork(template, run, request_id, request))
   os._exit(0)
 
 
 def _serve_requests(requests_fd: int, answer, fork) -> None:
-  """Runs up to CONCURRENT children at once: reads a request while a slot is free, hands it to
-  the waiting spare and forks the next, and answers for each child as it ends: its reply over
+  """Runs up to CONCURRENT children at once: reads a request while a slot is free and forks its
+  child, and answers for each child as it ends: its reply over
   (it is killed, and reaped later: its exit says nothing more), its pipe closed without a reply
   (its exit says why), or its deadline past (killed)."""
-  spare, unreaped, pending, more = fork(), [], b"", True
+  unreaped, pending, more = [], b"", True
   running: dict[int, _Child] = {}  # reply pipe -> child
   silent: list[_Child] = []  # closed their pipe without a reply: waited for until their deadline
   while more or running or silent:
     while len(running) + len(silent) < CONCURRENT and (frame := _take_frame(pending)) is not None:
-      (request_id, seconds), request, pending = frame
-      child, spare = spare, None
-      child.start(int(request_id), float(seconds), request)
+      (request_id,), request, pending = frame
+      child = fork(int(request_id), json.loads(request))
       running[child.reply_fd] = child
-      spare = fork()  # while the program runs
     poller = select.poll()
     if more and len(running) + len(silent) < CONCURRENT:
       poller.register(requests_fd, select.POLLIN)
@@ -603,7 +575,7 @@ class ForkServer:
       while sent < len(requests) and len(waiting) <= CONCURRENT:  # one more than runs: no slot idles
         self.next_id += 1
         body = (json.dumps(requests[sent]) + "\n").encode()
-        frame = f"{self.next_id} {requests[sent].get('seconds', 2.0)} {len(body)}\n".encode() + body
+        frame = f"{self.next_id} {len(body)}\n".encode() + body
         deadline = time.monotonic() + 5.0  # the template reads as soon as a child slot is free
         if not _write_all(self.process.stdin.fileno(), frame, deadline):
           return self._fail(outcomes, waiting, "the sandbox's template did not take the program in time")
