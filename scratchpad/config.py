@@ -56,7 +56,7 @@ def base_config(task: str, size: str, variant: dict[str, str]) -> ml_collections
   cfg.model = ml_collections.ConfigDict(dict(
       num_layers=layers, d_model=d_model, num_heads=heads, mlp_dim=mlp, max_length=1024,
       position_encoding="rope", rope_max_wavelength=10_000.0, line_stride=64, max_line_gap=3,
-      dtype="float32"))
+      max_place_gap=1, dtype="float32"))
   # Lengths left at 0 become the task's longest training example.
   cfg.data = ml_collections.ConfigDict(dict(pack=True, inputs_length=0, targets_length=0))
   cfg.train = ml_collections.ConfigDict(dict(
@@ -85,7 +85,7 @@ RANGES = {
     "seed": _NON_NEGATIVE,
     "model.num_layers": _POSITIVE, "model.d_model": _POSITIVE, "model.num_heads": _POSITIVE,
     "model.mlp_dim": _POSITIVE, "model.max_length": _POSITIVE, "model.rope_max_wavelength": _POSITIVE,
-    "model.line_stride": _POSITIVE, "model.max_line_gap": _POSITIVE,
+    "model.line_stride": _POSITIVE, "model.max_line_gap": _POSITIVE, "model.max_place_gap": _POSITIVE,
     "model.position_encoding": _one_of(*transformer.POSITION_ENCODINGS), "model.dtype": _one_of(*transformer.DTYPES),
     "data.inputs_length": (lambda v: v >= 0, ">= 0 (0: the task's longest input)"),
     "data.targets_length": (lambda v: v >= 0, ">= 0 (0: the task's longest target)"),

@@ -102,23 +102,35 @@ def test_randomized_ids_spread_over_the_range():
 
 @settings(max_examples=20, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 10 ** 6), st.integers(0, 10 ** 6)), min_size=1, max_size=3),
-       st.integers(1, 4), st.integers(0, 2 ** 16))
-def test_random_lines_number_lines_by_gaps_and_keep_the_places(pairs, max_gap, seed):
-  """Training: each segment's lines numbered from 0 by gaps in 1..max_line_gap, every token's place
-  that of `lines`; evaluation: exactly the ids of `lines`."""
-  cfg = transformer.ModelConfig(vocab_size=48, position_encoding="random_lines", line_stride=32,
-                                line_break_ids=LINES.line_break_ids, max_line_gap=max_gap)
+       st.integers(1, 4), st.integers(1, 3), st.integers(0, 2 ** 16))
+def test_random_lines_number_lines_and_places_by_gaps(pairs, max_gap, place_gap, seed):
+  """Training: each segment's lines numbered from 0 by gaps in 1..max_line_gap, places by gaps in
+  1..max_place_gap from 0, the same place the same id on every line (exactly `lines`' places when
+  the gap is 1); evaluation: exactly the ids of `lines`."""
+  stride = 128
+  cfg = transformer.ModelConfig(vocab_size=48, position_encoding="random_lines", line_stride=stride,
+                                line_break_ids=LINES.line_break_ids, max_line_gap=max_gap, max_place_gap=place_gap)
+  lines_cfg = transformer.ModelConfig(vocab_size=48, position_encoding="lines", line_stride=stride,
+                                      line_break_ids=LINES.line_break_ids)
   tokens, segment_positions, segments = _row([(addition.addition_input(a, b), addition.scratchpad_target(a, b))
                                               for a, b in pairs], ROW)
-  lines = np.asarray(positions.row_ids(LINES, tokens, segment_positions))[0]
-  drawn = np.asarray(positions.training_ids(cfg, tokens, segment_positions, segments, jax.random.key(seed)))[0]
-  np.testing.assert_array_equal(drawn % 32, lines % 32)
+  real = np.asarray(segments)[0] != 0
+  lines = np.asarray(positions.row_ids(lines_cfg, tokens, segment_positions))[0][real]
+  drawn = np.asarray(positions.training_ids(cfg, tokens, segment_positions, segments, jax.random.key(seed)))[0][real]
+  place, drawn_place = lines % stride, drawn % stride
+  by_place = {p: set(drawn_place[place == p]) for p in set(place)}
+  assert all(len(ids) == 1 for ids in by_place.values()), "a place has one id on every line"
+  spread = np.diff([by_place[p].pop() for p in sorted(by_place)])
+  assert np.all(spread >= 1) and np.all(spread <= place_gap) and drawn_place[place == 0][0] == 0
+  if place_gap == 1:
+    np.testing.assert_array_equal(drawn_place, place)
+  segments_real = np.asarray(segments)[0][real]
   for s in range(1, len(pairs) + 1):
-    line_numbers = np.unique(drawn[np.asarray(segments)[0] == s] // 32)
+    line_numbers = np.unique(drawn[segments_real == s] // stride)
     gaps = np.diff(line_numbers)
     assert line_numbers[0] == 0 and gaps.min() >= 1 and gaps.max() <= max_gap
-    assert len(line_numbers) == len(np.unique(lines[np.asarray(segments)[0] == s] // 32))
-  np.testing.assert_array_equal(np.asarray(positions.row_ids(cfg, tokens, segment_positions))[0], lines)
+    assert len(line_numbers) == len(np.unique(lines[segments_real == s] // stride))
+  np.testing.assert_array_equal(np.asarray(positions.row_ids(cfg, tokens, segment_positions))[0][real], lines)
 
 
 @pytest.mark.parametrize("scheme", positions.SCHEMES)

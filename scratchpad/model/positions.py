@@ -29,6 +29,10 @@ prompts and at each decoding step, so the three agree exactly:
                        lines lie between a step and the input no longer fixes its
                        depth, so the model cannot tie a line's contents to it; and
                        a test row's deeper lines sit at distances training saw.
+                       max_place_gap > 1 spreads places the same way (one map a
+                       row, shared by its lines), so longer lines than trained sit
+                       at distances training saw too; line_stride must then hold
+                       a line's places times the gap.
 
 A token's id depends only on the tokens before it in its segment (causal), so a
 decoder carries `(line, place)` of the next token from step to step.
@@ -80,14 +84,21 @@ def randomized(key, positions_BxL, segment_ids_BxL, num_positions: int):
 
 def random_lines(key, cfg, tokens_BxL, positions_BxL):
   """`lines` ids whose line numbers grow by random gaps in 1..cfg.max_line_gap: causal, as
-  a line's gap is drawn for its index in the row, whatever comes after it."""
+  a line's gap is drawn for its index in the row, whatever comes after it. With
+  cfg.max_place_gap > 1, places grow by random gaps too, one draw per row for every line of
+  it, so that a field keeps its place from line to line."""
+  line_key, place_key = jax.random.split(key)
   line_BxL, place_BxL = _line_and_place(tokens_BxL, positions_BxL, cfg.line_break_ids)
   starts_BxL = (place_BxL == 0) | (positions_BxL == 0)  # a segment starts a line too
   row_line_BxL = jnp.cumsum(starts_BxL, axis=1) - 1  # the row's lines, across segments
-  gaps_BxL = jax.random.randint(key, tokens_BxL.shape, 1, cfg.max_line_gap + 1)
+  gaps_BxL = jax.random.randint(line_key, tokens_BxL.shape, 1, cfg.max_line_gap + 1)
   total_BxL = jnp.cumsum(gaps_BxL, axis=1)
   number_BxL = (jnp.take_along_axis(total_BxL, row_line_BxL, axis=1)
                 - jnp.take_along_axis(total_BxL, row_line_BxL - line_BxL, axis=1))  # from the segment's first
+  if cfg.max_place_gap > 1:
+    place_gaps_BxL = jax.random.randint(place_key, tokens_BxL.shape, 1, cfg.max_place_gap + 1)
+    place_map_BxL = jnp.cumsum(place_gaps_BxL, axis=1) - place_gaps_BxL[:, :1]  # place 0 -> 0
+    place_BxL = jnp.take_along_axis(place_map_BxL, place_BxL, axis=1)
   return number_BxL * cfg.line_stride + place_BxL
 
 

@@ -59,6 +59,7 @@ class ModelConfig:
   line_stride: int = 64  # lines: ids per line
   line_break_ids: tuple[int, ...] = ()  # lines: the tokens that end a line (newline, eos); from the vocabulary
   max_line_gap: int = 3  # random_lines: a line's number is the one above's plus 1..max_line_gap in training
+  max_place_gap: int = 1  # random_lines: places grow by 1..max_place_gap in training (1: exact places)
 
   @property
   def head_dim(self) -> int:
