@@ -57,7 +57,6 @@ import os
 import resource
 import select
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -523,6 +522,7 @@ class ForkServer:
     self.owner = os.getpid()
     self.seccomp_library = argv[-1]
     self.next_id = 0
+    import subprocess  # here: the template, which imports this file too, never needs it
     self.process = subprocess.Popen(
         [sys.executable, "-S", "-P", "-B", *argv], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL, env={"PYTHONHASHSEED": "0"}, cwd="/", start_new_session=True)
