@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 import seqio
 import tensorflow as tf
 
-from scratchpad.tasks import addition, digit_sum, pauses, polynomial, programs, text_corpus, tracer
+from scratchpad.tasks import addition, digit_sum, parity, pauses, polynomial, programs, text_corpus, three_sum, tracer
 from scratchpad.tasks.vocabulary import SYMBOLS, VOCABULARY, token_length
 
 
@@ -337,6 +337,25 @@ register_task(
     "digit_sum", lambda split: [(digit_sum.digit_sum_input(d), digit_sum.direct_target(d)) for d in _digit_sums(split)],
     splits={"train": 20_000, "test": 1_000}, alphabet=digit_sum.ALPHABET, answer_fn=digit_sum.final_answer,
     description=f"direct digit sum of {digit_sum.DIGITS[0]}-{digit_sum.DIGITS[1]} digits")
+
+
+# Parity and 3SUM: direct answers that need the whole input before the first answer token (pause study).
+@functools.lru_cache(maxsize=None)
+def _generated_split(module, split: str):
+  train = module.generate(20_000, seed=51)
+  return train if split == "train" else module.generate(1_000, seed=52, exclude=frozenset(train))
+
+
+register_task(
+    "parity", lambda split: [(parity.parity_input(b), parity.direct_target(b)) for b in _generated_split(parity, split)],
+    splits={"train": 20_000, "test": 1_000}, alphabet=parity.ALPHABET, answer_fn=parity.final_answer,
+    description=f"direct parity of {parity.BITS[0]}-{parity.BITS[1]} uniform bits")
+register_task(
+    "three_sum", lambda split: [(three_sum.three_sum_input(n), three_sum.direct_target(n))
+                                for n in _generated_split(three_sum, split)],
+    splits={"train": 20_000, "test": 1_000}, alphabet=three_sum.ALPHABET, answer_fn=three_sum.final_answer,
+    description=f"direct 3SUM mod {three_sum.MODULUS} of {three_sum.NUMBERS[0]}-{three_sum.NUMBERS[1]} numbers, "
+                "half of each length with a triple")
 
 
 # Pretraining text: targets only, the loss on every token (a plain language model).

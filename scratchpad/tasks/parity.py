@@ -1,0 +1,43 @@
+"""Parity, a direct-answer task for the pause-token study (London & Kanade 2025).
+
+    1 0 1 1 0 1 0   ->   0
+
+The answer is the XOR of every bit: a causal model must carry it across the whole
+input before its first answer token, and a shallow one without extra positions
+falls short as the strings grow. Bits are uniform, so at every length the two
+answers are equally likely and no surface feature gives the answer away; test
+strings never occur in train.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from scratchpad.tasks.addition import spaced
+
+ALPHABET = "01 "
+BITS = (8, 24)  # lengths drawn uniformly; 2^8 strings of the shortest: the splits sample longer ones mostly
+
+
+def parity_input(bits: tuple[int, ...]) -> str:
+  return spaced(bits)
+
+
+def direct_target(bits: tuple[int, ...]) -> str:
+  return str(sum(bits) % 2)
+
+
+def final_answer(text: str) -> str:
+  return text.strip()
+
+
+def generate(num_examples: int, seed: int, exclude: frozenset = frozenset(),
+             lengths: tuple[int, int] = BITS) -> list[tuple[int, ...]]:
+  """Distinct uniform bit strings with uniformly drawn lengths, none of them in `exclude`."""
+  rng = np.random.default_rng(seed)
+  chosen: dict[tuple[int, ...], None] = {}
+  while len(chosen) < num_examples:
+    bits = tuple(int(b) for b in rng.integers(0, 2, rng.integers(lengths[0], lengths[1] + 1)))
+    if bits not in exclude:
+      chosen[bits] = None
+  return list(chosen)

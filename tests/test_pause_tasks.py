@@ -1,0 +1,59 @@
+"""Parity and 3SUM, the pause study's tasks that need the whole input before the answer."""
+
+import collections
+import itertools
+
+import pytest
+import seqio
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from scratchpad.tasks import get_task_info, parity, registry, three_sum
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(0, 2 ** 16), st.integers(1, 40))
+def test_parity_labels_are_the_xor_of_the_bits(seed, count):
+  for bits in parity.generate(count, seed):
+    assert parity.BITS[0] <= len(bits) <= parity.BITS[1] and set(bits) <= {0, 1}
+    assert parity.direct_target(bits) == str(bits.count(1) % 2)
+    assert parity.parity_input(bits).split() == [str(b) for b in bits]
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(0, 2 ** 16), st.integers(1, 40))
+def test_three_sum_labels_say_whether_a_triple_sums_to_zero(seed, count):
+  for numbers in three_sum.generate(count, seed):
+    brute = any((numbers[i] + numbers[j] + numbers[k]) % 100 == 0
+                for i in range(len(numbers)) for j in range(i + 1, len(numbers)) for k in range(j + 1, len(numbers)))
+    assert three_sum.direct_target(numbers) == str(int(brute))
+    assert [int(x) for x in three_sum.three_sum_input(numbers).split()] == list(numbers)
+
+
+def _by_length(examples, label):
+  counts = collections.defaultdict(collections.Counter)
+  for e in examples:
+    counts[len(e)][label(e)] += 1
+  return counts
+
+
+def test_the_answer_cannot_be_read_from_the_length():
+  """Parity: uniform bits, about half each answer at every length; 3SUM: exactly half, give or take one."""
+  for n, c in _by_length(parity.generate(20_000, 0), parity.direct_target).items():
+    assert abs(c["1"] / (c["0"] + c["1"]) - 0.5) < 0.06, (n, c)
+  for n, c in _by_length(three_sum.generate(2_000, 0), three_sum.direct_target).items():
+    assert abs(c["1"] - c["0"]) <= 1, (n, c)
+
+
+@pytest.mark.parametrize("task", ["parity", "three_sum"])
+def test_the_tasks_splits_are_disjoint_and_answers_right(task):
+  module = {"parity": parity, "three_sum": three_sum}[task]
+  train, test = (registry._generated_split(module, s) for s in ("train", "test"))
+  assert len(train) == 20_000 and len(test) == 1_000 and not set(train) & set(test)
+  examples = [(e["inputs_pretokenized"].decode(), e["targets_pretokenized"].decode())
+              for e in seqio.get_mixture_or_task(task).get_dataset(None, split="test", shuffle=False).as_numpy_iterator()]
+  assert len(examples) == 1_000
+  for text, target in itertools.islice(examples, 200):
+    numbers = tuple(int(x) for x in text.split())
+    assert module.direct_target(numbers) == target
+  assert get_task_info(task).answer_fn(" 1 ") == "1"
