@@ -32,10 +32,16 @@ def final_answer(text: str) -> str:
 
 def generate(num_examples: int, seed: int, exclude: frozenset = frozenset()) -> list[tuple[int, ...]]:
   """Distinct digit sequences with uniformly drawn lengths, none of them in `exclude`."""
+  return uniform_sequences(num_examples, seed, exclude, base=10, lengths=DIGITS)
+
+
+def uniform_sequences(num_examples: int, seed: int, exclude: frozenset, base: int,
+                      lengths: tuple[int, int]) -> list[tuple[int, ...]]:
+  """Distinct sequences of uniform symbols in [0, base), lengths uniform in `lengths`, none in `exclude`."""
   rng = np.random.default_rng(seed)
   chosen: dict[tuple[int, ...], None] = {}
   while len(chosen) < num_examples:
-    digits = tuple(int(d) for d in rng.integers(0, 10, rng.integers(DIGITS[0], DIGITS[1] + 1)))
-    if digits not in exclude:
-      chosen[digits] = None
+    sequence = tuple(int(d) for d in rng.integers(0, base, rng.integers(lengths[0], lengths[1] + 1)))
+    if sequence not in exclude:
+      chosen[sequence] = None
   return list(chosen)

@@ -11,9 +11,8 @@ strings never occur in train.
 
 from __future__ import annotations
 
-import numpy as np
-
 from scratchpad.tasks.addition import spaced
+from scratchpad.tasks.digit_sum import uniform_sequences
 
 ALPHABET = "01 "
 BITS = (8, 24)  # lengths drawn uniformly; 2^8 strings of the shortest: the splits sample longer ones mostly
@@ -34,10 +33,4 @@ def final_answer(text: str) -> str:
 def generate(num_examples: int, seed: int, exclude: frozenset = frozenset(),
              lengths: tuple[int, int] = BITS) -> list[tuple[int, ...]]:
   """Distinct uniform bit strings with uniformly drawn lengths, none of them in `exclude`."""
-  rng = np.random.default_rng(seed)
-  chosen: dict[tuple[int, ...], None] = {}
-  while len(chosen) < num_examples:
-    bits = tuple(int(b) for b in rng.integers(0, 2, rng.integers(lengths[0], lengths[1] + 1)))
-    if bits not in exclude:
-      chosen[bits] = None
-  return list(chosen)
+  return uniform_sequences(num_examples, seed, exclude, base=2, lengths=lengths)

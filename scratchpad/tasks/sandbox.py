@@ -244,7 +244,6 @@ class _Template:
   seccomp_buffer: object
   devnull: int
   base_bytes: int  # the template's address space: a child's memory limit adds to it
-  missing: list
 
 
 def _close_all_but(*keep: int) -> None:
@@ -423,7 +422,7 @@ def serve(setup, run, seccomp_library: str = SECCOMP_LIBRARY) -> None:
   for name in [name for name in os.environ if name != "PYTHONHASHSEED"]:
     del os.environ[name]  # (the interpreter's own, such as LC_CTYPE from locale coercion)
   setup()
-  template = _Template(libc, seccomp, buffer, devnull, _virtual_memory_bytes(), missing)
+  template = _Template(libc, seccomp, buffer, devnull, _virtual_memory_bytes())
   gc.collect()
   gc.freeze()  # children share the template's objects without copying their pages
 
