@@ -4,9 +4,10 @@
   variant  StdPT | PausePT                           pretraining (standard or with 10% pauses)
            StdPT_StdFT | StdPT_PauseFT |
            PausePT_StdFT | PausePT_PauseFT           fine-tuning (default PausePT_PauseFT)
-  task     pretraining: text (offline: Python source + the small tasks' text) | c4 (pods;
+  task     pretraining: text (offline, fixed: Python source + small tasks' text) | c4 (pods;
            SentencePiece model from $SCRATCHPAD_SPM)
-           fine-tuning: addition | polynomial | digit_sum (small, direct answers; CPU) |
+           fine-tuning: parity | three_sum | digit_sum (the study's, direct answers; CPU) |
+           addition | polynomial (small, direct answers) |
            gsm8k | squad | coqa | commonsense_qa | piqa | lambada | hellaswag |
            web_questions | natural_questions (the paper's nine; `_spm` tasks with c4)
   size     nano | tiny | mini | small | medium | base | 130m | 1b  (default tiny; config.SIZES)
@@ -24,7 +25,7 @@ import ml_collections
 
 from scratchpad import config as config_lib
 from scratchpad.tasks import downstream
-from scratchpad.tasks.registry import PAUSE_STUDY_TASKS as SMALL_TASKS
+from scratchpad.tasks.registry import PAUSE_TASKS as SMALL_TASKS
 
 PRETRAINING = config_lib.PAUSE_PRETRAINING
 FINETUNING = config_lib.PAUSE_VARIANTS
@@ -38,7 +39,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   variant = config_lib.parse_variant(
       arg, {"variant": PRETRAINING + FINETUNING, "task": tuple(CORPORA) + tuple(SMALL_TASKS) + DOWNSTREAM,
             "size": tuple(config_lib.SIZES), "vocab": ("byte", "spm")},
-      {"variant": "PausePT_PauseFT", "task": "addition", "size": "tiny", "vocab": "byte"}, "configs/pause.py")
+      {"variant": "PausePT_PauseFT", "task": "parity", "size": "tiny", "vocab": "byte"}, "configs/pause.py")
   name, task = variant["variant"], variant["task"]
   spm = variant["vocab"] == "spm" or task == "c4"
   pretraining = name in PRETRAINING
@@ -58,8 +59,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       cfg.data.update(inputs_length=0, targets_length=2048)
       cfg.train.update(steps=100_000, batch_size=256, learning_rate=1e-3, warmup_steps=2000,
                        checkpoint_every=2000)
-    else:  # 256-byte rows of source text and task text
-      cfg.data.update(inputs_length=0, targets_length=256)
+    else:  # one document a 256-byte row, unpacked, so both pretrainings see the same rows
+      cfg.data.update(inputs_length=0, targets_length=256, pack=False)
       cfg.train.update(steps=400, batch_size=16, learning_rate=3e-3, warmup_steps=40, checkpoint_every=400,
                        keep_checkpoints=1)
     return cfg

@@ -63,9 +63,11 @@ def _parser() -> argparse.ArgumentParser:
   p.add_argument("--input_file", help="predict: a file of inputs, one a line")
   p.add_argument("--formats", default="direct,scratchpad", help="compare: the formats to run")
   p.add_argument("--max_new_tokens", type=int, default=1024, help="predict: decoding limit")
-  p.add_argument("--tasks", default="addition,polynomial,digit_sum", help="pause-study: fine-tuning tasks")
+  p.add_argument("--tasks", default="parity,three_sum,digit_sum", help="pause-study: fine-tuning tasks")
   p.add_argument("--seeds", type=int, default=5, help="pause-study: fine-tuning seeds per variant and task")
   p.add_argument("--ablation_seeds", type=int, default=3, help="pause-study: seeds per ablation setting")
+  p.add_argument("--pause_counts", default="2,5,20,50",
+                 help="pause-study: M_ft = M_inf values of the pause-count ablation (besides 0 and 10)")
   p.add_argument("--pretrain_steps", type=int, default=0, help="pause-study: pretraining steps (0: config's)")
   p.add_argument("--finetune_steps", type=int, default=0, help="pause-study: fine-tuning steps (0: config's)")
   p.add_argument("--commands", action="store_true", help="sweep: print each run's own command line, run nothing")
@@ -254,6 +256,13 @@ def sweep(args, overrides) -> None:
   print("\n" + report.write_report(args.workdir))
 
 
+def _pause_counts(text: str) -> tuple[int, ...]:
+  counts = text.split(",") if text else []
+  if not all(m.isdigit() for m in counts):
+    raise ValueError(f"--pause_counts: want a comma list of pause counts such as 2,5,20,50, got {text!r}")
+  return tuple(int(m) for m in counts)
+
+
 def pause_study(args, overrides) -> None:
   """Plans every run of the study, checks each config, then runs what is not done yet."""
   import jax
@@ -270,14 +279,15 @@ def pause_study(args, overrides) -> None:
                                            overrides + steps(args.pretrain_steps))
   finetuning = study_lib.finetuning_runs(
       path, [t for t in args.tasks.split(",") if t], size, args.seeds, args.ablation_seeds, args.workdir,
-      pretraining, overrides=overrides + steps(args.finetune_steps))
+      pretraining, m_ft_ablation=_pause_counts(args.pause_counts),
+      overrides=overrides + steps(args.finetune_steps))
   for run in [*pretraining.values(), *finetuning]:
     run.config()  # every config is built (and bad input rejected) before anything trains
   # Runs of one task share shapes: compiled steps are reused from disk across seeds.
   jax.config.update("jax_compilation_cache_dir", os.path.join(os.path.abspath(args.workdir), "jax_cache"))
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
   study = study_lib.run_study(pretraining, finetuning, args.workdir)
-  text = report.pause_tables(study["records"], study["minutes"])
+  text = report.pause_study_report(study["records"], args.workdir, study["minutes"])
   evaluator.write_text(os.path.join(args.workdir, "study.md"), text + "\n")
   print("\n" + text)
 

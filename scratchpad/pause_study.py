@@ -23,6 +23,10 @@ from scratchpad.sweep import Run, execute
 VARIANTS = config_lib.PAUSE_VARIANTS
 ABLATION_VARIANT = "PausePT_PauseFT"
 STUDY_FILE = "study.json"
+# The paper's figure: PausePT_PauseFT against M_ft = M_inf (0 is PausePT_StdFT, 10 the main
+# table's PausePT_PauseFT); and evaluations of M_ft = 10 models with other M_inf.
+M_FT_ABLATION = (2, 5, 20, 50)
+M_INF_ABLATION = (0, 5, 20)
 
 
 def _run(group: str, task: str, seed: int, spec: str, overrides, workdir: str, inference=()) -> Run:
@@ -39,7 +43,7 @@ def pretraining_runs(config_file: str, corpus: str, size: str, workdir: str,
 
 
 def finetuning_runs(config_file: str, tasks, size: str, seeds: int, ablation_seeds: int, workdir: str,
-                    pretrained: dict[str, Run], m_ft_ablation=(50,), m_inf_ablation=(0, 5, 20),
+                    pretrained: dict[str, Run], m_ft_ablation=M_FT_ABLATION, m_inf_ablation=M_INF_ABLATION,
                     overrides=()) -> list[Run]:
   """The main table's runs (every variant x task x seed), then the ablations' runs.
 
@@ -67,20 +71,25 @@ def finetuning_runs(config_file: str, tasks, size: str, seeds: int, ablation_see
   return runs
 
 
-def headline(cfg, results: dict) -> tuple[str, float]:
-  """The run's headline metric on its first evaluated split."""
+def headline(cfg, results: dict) -> tuple[str, float, dict | None]:
+  """The run's headline metric on its first evaluated split, and its accuracy by input
+  length where the task has a breakdown (None otherwise)."""
   from scratchpad.tasks import get_task_info
-  metric = get_task_info(cfg.task).headline_metric
-  return metric, results[cfg.eval.splits[0]][metric]
+  info = get_task_info(cfg.task)
+  split = results[cfg.eval.splits[0]]
+  return info.headline_metric, split[info.headline_metric], info.breakdown and split.get(info.breakdown.metric)
 
 
 def run_study(pretraining: dict[str, Run], finetuning: list[Run], workdir: str, log=print) -> dict:
-  """Runs everything not yet done, in order; writes WORKDIR/study.json after every run."""
+  """Runs everything not yet done, in order; writes WORKDIR/study.json after every run. Its
+  `minutes` add up every call's, so a resumed study reports its whole time."""
   os.makedirs(workdir, exist_ok=True)
+  path = os.path.join(workdir, STUDY_FILE)
+  earlier = evaluator.read_json(path)["minutes"] if os.path.exists(path) else 0.0
   t0 = time.perf_counter()
   all_runs = list(pretraining.values()) + finetuning
   records = []
-  study = {"records": records, "minutes": 0.0}
+  study = {"records": records, "minutes": earlier}
   for i, run in enumerate(all_runs, 1):
     task, group, seed = (run.label(k) for k in ("task", "group", "seed"))
     log(f"== [{i}/{len(all_runs)}] {group} {task} seed {seed}: {run.workdir}")
@@ -88,10 +97,10 @@ def run_study(pretraining: dict[str, Run], finetuning: list[Run], workdir: str, 
     if not outputs:
       continue
     for name, results in outputs.items():
-      metric, value = headline(cfg, results)
+      metric, value, by_length = headline(cfg, results)
       m_inf = int(name.removeprefix("results_minf")) if name != "results" else None
       records.append({"task": task, "group": group, "seed": int(seed), "m_inf": m_inf,
-                      "metric": metric, "value": value, "workdir": run.workdir})
-    study = {"records": records, "minutes": (time.perf_counter() - t0) / 60}
-    evaluator.write_json(os.path.join(workdir, STUDY_FILE), study)
+                      "metric": metric, "value": value, "by_length": by_length, "workdir": run.workdir})
+    study = {"records": records, "minutes": earlier + (time.perf_counter() - t0) / 60}
+    evaluator.write_json(path, study)
   return study

@@ -17,6 +17,7 @@ RUN_FILE = "run.json"  # a run's labels: {"labels": {axis: value}} (sweeps, the 
 SCALING_PLOT = "accuracy_vs_params.png"
 LENGTH_PLOT = "accuracy_by_length.png"  # beside results.md: accuracy against operand length
 PAUSE_PLOT = "pause_variants.png"
+PAUSE_COUNT_PLOT = "pause_counts.png"
 ABLATION_VARIANT = "PausePT_PauseFT"  # the pause paper's ablations vary this variant
 # Metrics shown in tables, in this order, when some run has them (all in %).
 METRICS = ("answer_accuracy", "sequence_accuracy", "trace_line_accuracy")
@@ -153,35 +154,57 @@ def _values(records, task, group, m_inf=None) -> list[float]:
 
 
 def pause_gap(records, task) -> str:
-  """PausePT_PauseFT's mean minus StdPT_StdFT's, and whether it exceeds the seed spread."""
+  """PausePT_PauseFT's mean minus StdPT_StdFT's, and whether it exceeds twice the larger of
+  their standard deviations (the issue's rule for a separation)."""
   pause, std = _values(records, task, "PausePT_PauseFT"), _values(records, task, "StdPT_StdFT")
   if not pause or not std:
     return "-"
   (m1, s1), (m0, s0) = mean_std(pause), mean_std(std)
-  spread = max(s1, s0)
-  verdict = "beyond the seed spread" if abs(m1 - m0) > spread else "within the seed spread"
-  return f"{m1 - m0:+.1f} ({verdict})"
+  separated = abs(m1 - m0) > 2 * max(s1, s0)
+  verdict = ("PausePT_PauseFT better" if m1 > m0 else "StdPT_StdFT better") if separated else "not separated"
+  return f"{m1 - m0:+.1f} ({verdict}: 2σ = {2 * max(s1, s0):.1f})"
+
+
+def pause_counts(records, task, m_ft: int = 10) -> dict[int, list[float]]:
+  """PausePT_PauseFT's values by its number of pauses M_ft = M_inf: 0 is PausePT_StdFT,
+  `m_ft` the main table's PausePT_PauseFT, the rest the `M_ft=M` ablation runs."""
+  counts = {0: _values(records, task, "PausePT_StdFT"), m_ft: _values(records, task, ABLATION_VARIANT)}
+  for group in {r["group"] for r in records if r["task"] == task and r["group"].startswith("M_ft=")}:
+    counts[int(group.split("=")[1])] = _values(records, task, group)
+  return {m: v for m, v in sorted(counts.items()) if v}
+
+
+def by_length_rows(records, task, groups=("StdPT_StdFT", "PausePT_PauseFT")) -> list[list[str]]:
+  """Accuracy by input length, mean ± std over seeds, for `groups`, and their difference."""
+  by_group = {g: [r["by_length"] for r in records if r["task"] == task and r["group"] == g
+                  and r["m_inf"] is None and r.get("by_length")] for g in groups}
+  lengths = sorted({int(n) for runs in by_group.values() for run in runs for n in run})
+  rows = []
+  for n in lengths:
+    values = [[run[str(n)] for run in by_group[g] if str(n) in run] for g in groups]
+    means = [mean_std(v)[0] if v else float("nan") for v in values]
+    rows.append([str(n)] + [cell(v) for v in values] + [f"{means[-1] - means[0]:+.1f}"])
+  return rows
 
 
 def pause_tables(records: list[dict], minutes: float | None = None, m_ft: int = 10) -> str:
-  """The study as the paper reports it: mean ± std per variant and task, then the ablations.
+  """The study as the paper reports it: mean ± std per variant and task, then the ablations,
+  then accuracy by input length for the first task that has it.
 
   `records`: {task, group (a variant or an ablation's setting), seed, m_inf (None: M_ft),
-  metric, value}, one per evaluation, as in a study's study.json.
+  metric, value, by_length (optional)}, one per evaluation, as in a study's study.json.
   """
   variants = config_lib.PAUSE_VARIANTS
   tasks = list(dict.fromkeys(r["task"] for r in records))
   metric = {r["task"]: r["metric"] for r in records}
   main = markdown_table(
-      ["task (metric %)"] + list(variants) + ["PausePT_PauseFT - StdPT_StdFT"],
+      ["task (metric %)"] + list(variants) + ["PausePT_PauseFT - StdPT_StdFT (verdict)"],
       [[f"{t} ({metric[t]})"] + [cell(_values(records, t, v)) for v in variants] + [pause_gap(records, t)]
        for t in tasks])
-  m_ft_groups = sorted({r["group"] for r in records if r["group"].startswith("M_ft=")},
-                       key=lambda g: int(g.split("=")[1]))
-  ft = markdown_table(
-      ["task", "M_ft=0 (PausePT_StdFT)", f"M_ft={m_ft} (PausePT_PauseFT)"] + m_ft_groups,
-      [[t, cell(_values(records, t, "PausePT_StdFT")), cell(_values(records, t, ABLATION_VARIANT))]
-       + [cell(_values(records, t, g)) for g in m_ft_groups] for t in tasks])
+  counts = {t: pause_counts(records, t, m_ft) for t in tasks}
+  ms = sorted({m for c in counts.values() for m in c})
+  ft = markdown_table(["task"] + [f"M={m}" for m in ms],
+                      [[t] + [cell(counts[t].get(m, [])) for m in ms] for t in tasks])
   m_infs = sorted({r["m_inf"] for r in records if r["m_inf"] is not None} | {m_ft})
   inf = markdown_table(
       ["task"] + [f"M_inf={m}" for m in m_infs],
@@ -191,11 +214,19 @@ def pause_tables(records: list[dict], minutes: float | None = None, m_ft: int = 
       ["task", f"appended (M={m_ft})", f"prepended (M={m_ft})"],
       [[t, cell(_values(records, t, ABLATION_VARIANT)), cell(_values(records, t, "prepend"))] for t in tasks])
   took = f", {minutes:.1f} min" if minutes is not None else ""
-  return "\n\n".join([
-      f"Pause-token study: {len(records)} evaluations{took}\n\n{main}",
-      f"Ablation: pauses in fine-tuning (PausePT; M_inf = M_ft)\n\n{ft}",
+  sections = [
+      f"Pause-token study: {len(records)} evaluations{took}. Verdict: separated when the gap exceeds "
+      f"twice the larger standard deviation.\n\n{main}",
+      f"Ablation: the number of pauses, M_ft = M_inf (PausePT; M=0 is PausePT_StdFT)\n\n{ft}",
       f"Ablation: pauses at inference (PausePT_PauseFT, M_ft={m_ft})\n\n{inf}",
-      f"Ablation: where the pauses go (PausePT_PauseFT)\n\n{where}"])
+      f"Ablation: where the pauses go (PausePT_PauseFT)\n\n{where}"]
+  for t in tasks:
+    rows = by_length_rows(records, t)
+    if rows:
+      sections.append(f"Where the extra computation goes: {t}, accuracy by input length\n\n" + markdown_table(
+          ["length", "StdPT_StdFT", "PausePT_PauseFT", "difference"], rows))
+      break
+  return "\n\n".join(sections)
 
 
 # --- Reports of a directory of runs (a sweep, a pause study).
@@ -301,10 +332,41 @@ def plot_pause_variants(records: list[dict], path: str) -> None:
   plt.close(fig)
 
 
+def plot_pause_counts(records: list[dict], path: str, m_ft: int = 10) -> None:
+  """The paper's pause-count figure: PausePT_PauseFT against M_ft = M_inf, a line per task,
+  mean ± std over seeds."""
+  plt = _pyplot()
+  fig, ax = plt.subplots(figsize=(5.5, 4))
+  for i, task in enumerate(dict.fromkeys(r["task"] for r in records)):
+    counts = pause_counts(records, task, m_ft)
+    stats = [mean_std(v) for v in counts.values()]
+    ax.errorbar(list(counts), [m for m, _ in stats], yerr=[s for _, s in stats], marker="o", capsize=3,
+                label=task, color=f"C{i}")
+  ax.set_xscale("symlog", linthresh=2)
+  ax.set_xticks(sorted({m for t in {r["task"] for r in records} for m in pause_counts(records, t, m_ft)}))
+  ax.get_xaxis().set_major_formatter(plt.matplotlib.ticker.ScalarFormatter())
+  ax.set_xlabel("pauses M_ft = M_inf (PausePT)")
+  ax.set_ylabel(f"{records[0]['metric']} % (mean ± std over seeds)")
+  ax.legend(fontsize="small")
+  ax.grid(alpha=0.3)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
+def pause_study_report(records: list[dict], workdir: str, minutes: float | None = None) -> str:
+  """The study's tables with its two figures (variants as bars, accuracy against the pause
+  count), the PNGs written to `workdir`; returns the Markdown."""
+  plot_pause_variants(records, os.path.join(workdir, PAUSE_PLOT))
+  plot_pause_counts(records, os.path.join(workdir, PAUSE_COUNT_PLOT))
+  return (f"{pause_tables(records, minutes)}\n\n![pause variants]({PAUSE_PLOT})\n\n"
+          f"![accuracy against the number of pauses]({PAUSE_COUNT_PLOT})")
+
+
 def _study_record(r: dict) -> dict:
   labels = r["labels"]
   return {"task": labels["task"], "group": labels["group"], "seed": int(labels["seed"]), "m_inf": r["m_inf"],
-          "metric": r["metric"], "value": r["value"]}
+          "metric": r["metric"], "value": r["value"], "by_length": r["metrics"].get("answer_accuracy_by_length")}
 
 
 def _by_count_sections(by_task: dict[str, dict], workdir: str) -> list[str]:
@@ -349,8 +411,7 @@ def write_report(workdir: str) -> str:
     sections.append(f"## Accuracy against parameters\n\n{tables}\n\n![accuracy against parameters]({SCALING_PLOT})")
   pause = [_study_record(r) for r in records if "group" in r["labels"]]
   if pause:
-    plot_pause_variants(pause, os.path.join(workdir, PAUSE_PLOT))
-    sections.append(f"## Pause tokens\n\n{pause_tables(pause)}\n\n![pause variants]({PAUSE_PLOT})")
+    sections.append(f"## Pause tokens\n\n{pause_study_report(pause, workdir)}")
   by_run, by_task = {}, {}
   for r in records:
     name = r["run"] + ("" if r["m_inf"] is None else f" (M_inf={r['m_inf']})")

@@ -73,6 +73,32 @@ def test_no_loss_where_the_next_token_is_a_pause(make_config):
   np.testing.assert_array_equal(weights, (targets != PAUSE_ID) & (targets != 0))
 
 
+def test_both_pretrainings_draw_the_same_documents_in_the_same_order():
+  """PausePT's rows are StdPT's, row for row: with the pauses taken out, each is a prefix of
+  the standard row (trimmed back by the pauses it gained), and it holds about a tenth fewer
+  text tokens."""
+  cfg = config_lib.load_config_file(f"{PAUSE_CONFIG}:StdPT,text,tiny")
+  pause_cfg = config_lib.load_config_file(f"{PAUSE_CONFIG}:PausePT,text,tiny")
+  assert not cfg.data.pack and cfg.task == pause_cfg.task == "pretrain_text"
+  rows = {}
+  for c in (cfg, pause_cfg):
+    batches = input_pipeline.host_dataset(config_lib.train_task(c), c.data, 16, seed=3, shard=(0, 1))
+    rows[c.pauses.pretrain_fraction] = np.concatenate(
+        [b["decoder_target_tokens"] for b in batches.take(4).as_numpy_iterator()])
+  std_RxL, pause_RxL = rows[0.0], rows[0.1]
+  text_tokens = [0, 0]
+  for std_L, pause_L in zip(std_RxL, pause_RxL):
+    kept_L = pause_L[pause_L != PAUSE_ID]
+    kept_L = kept_L[kept_L != 0]
+    std_L = std_L[std_L != 0]
+    assert 0 < len(kept_L) <= len(std_L)
+    np.testing.assert_array_equal(kept_L, std_L[:len(kept_L)])
+    text_tokens[0] += len(std_L)
+    text_tokens[1] += len(kept_L)
+  assert 0.85 < text_tokens[1] / text_tokens[0] < 0.95, text_tokens
+  assert len({tuple(r) for r in std_RxL}) == len(std_RxL), "distinct documents, not one repeated"
+
+
 def test_pause_finetuning_puts_no_loss_on_the_input(make_config):
   cfg = make_config()
   cfg.task, cfg.pauses.finetune = "digit_sum", 5
@@ -170,14 +196,14 @@ def test_study_tables_report_mean_std_and_the_gap():
                   "value": 3.0})
   text = report.pause_tables(records, minutes=1.0)
   assert "11.0 ± 1.4 (n=2)" in text and "21.0 ± 1.4 (n=2)" in text
-  assert "+10.0 (beyond the seed spread)" in text
+  assert "+10.0 (PausePT_PauseFT better: 2σ = 2.8)" in text
   assert "| t | 3.0 (n=1) | 21.0 ± 1.4 (n=2) |" in re.sub(" +", " ", text), "M_inf=0 beside M_inf=M_ft"
 
 
 def test_pause_study_command_runs_every_variant_and_resumes(tmp_path, capsys):
   from scratchpad import cli
   argv = ["pause-study", f"--config={PAUSE_CONFIG}:tiny", f"--workdir={tmp_path}", "--tasks=digit_sum",
-          "--seeds=1", "--ablation_seeds=1", "--pretrain_steps=2", "--finetune_steps=2",
+          "--seeds=1", "--ablation_seeds=1", "--pause_counts=50", "--pretrain_steps=2", "--finetune_steps=2",
           "--config.model.num_layers=1", "--config.model.d_model=32", "--config.model.num_heads=2",
           "--config.model.mlp_dim=64", "--config.train.batch_size=8", "--config.train.warmup_steps=1",
           "--config.train.checkpoint_every=2", "--config.eval.max_examples=8", "--config.data.pack=true"]

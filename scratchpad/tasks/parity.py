@@ -26,6 +26,11 @@ def direct_target(bits: tuple[int, ...]) -> str:
   return str(sum(bits) % 2)
 
 
+def input_length(text: str) -> int:
+  """How many space-separated symbols an input has: bits here, numbers in 3SUM."""
+  return len(text.split())
+
+
 def final_answer(text: str) -> str:
   return text.strip()
 

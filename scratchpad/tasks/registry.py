@@ -349,13 +349,15 @@ def _generated_split(module, split: str):
 register_task(
     "parity", lambda split: [(parity.parity_input(b), parity.direct_target(b)) for b in _generated_split(parity, split)],
     splits={"train": 20_000, "test": 1_000}, alphabet=parity.ALPHABET, answer_fn=parity.final_answer,
-    description=f"direct parity of {parity.BITS[0]}-{parity.BITS[1]} uniform bits")
+    description=f"direct parity of {parity.BITS[0]}-{parity.BITS[1]} uniform bits",
+    breakdown=Breakdown("answer_accuracy_by_length", parity.input_length, "bits", parity.BITS))
 register_task(
     "three_sum", lambda split: [(three_sum.three_sum_input(n), three_sum.direct_target(n))
                                 for n in _generated_split(three_sum, split)],
     splits={"train": 20_000, "test": 1_000}, alphabet=three_sum.ALPHABET, answer_fn=three_sum.final_answer,
     description=f"direct 3SUM mod {three_sum.MODULUS} of {three_sum.NUMBERS[0]}-{three_sum.NUMBERS[1]} numbers, "
-                "half of each length with a triple")
+                "half of each length with a triple",
+    breakdown=Breakdown("answer_accuracy_by_length", parity.input_length, "numbers", three_sum.NUMBERS))
 
 
 # Pretraining text: targets only, the loss on every token (a plain language model).
@@ -375,36 +377,24 @@ def register_text(name: str, texts_fn: Callable[[str], list[str]], splits: dict[
                                               for s in splits}, lambda text: text, description)
 
 
-register_text("python_stdlib", text_corpus.split_pieces, {"train": None, "validation": None},
-              f"Python standard-library source, {len(text_corpus.MODULES)} modules in pieces of "
-              f"{text_corpus.PIECE_BYTES} bytes")
+# The small direct-answer tasks pause fine-tuning takes, and those the study runs by default:
+# tasks a shallow model answers better with more computation before its first answer token.
+PAUSE_TASKS = {"parity": "parity", "three_sum": "three_sum", "digit_sum": "digit_sum",
+               "addition": "addition_direct_1to3", "polynomial": "polynomial_direct"}
+PAUSE_STUDY_TASKS = ("parity", "three_sum", "digit_sum")
+# The pretraining corpus's task text: a fixed list, so changing the study's tasks does not
+# change pretraining (text_corpus.py says why these).
+CORPUS_TASKS = ("parity", "three_sum", "digit_sum", "addition_direct_1to3")
 
 
-def _task_text(task: str) -> Callable[[str], list[str]]:
-  """A downstream task's examples as pretraining text: the input, a newline, the target."""
-  return lambda split: [f"{i}\n{t}" for i, t in TASKS[task].examples_fn(split)]
+def _corpus_documents(split: str) -> list[str]:
+  task_lines = {t: [f"{i}\n{o}\n" for i, o in TASKS[t].examples_fn("train")] for t in CORPUS_TASKS}
+  return text_corpus.documents(split, task_lines)
 
 
-# The small downstream tasks of the pause study, and the text they are pretrained on.
-PAUSE_STUDY_TASKS = {"addition": "addition_direct_1to3", "polynomial": "polynomial_direct", "digit_sum": "digit_sum"}
-
-
-def register_mixture(name: str, tasks_and_rates: list[tuple[str, float]], description: str):
-  seqio.MixtureRegistry.add(name, tasks_and_rates)
-  infos = [get_task_info(t) for t, _ in tasks_and_rates]
-
-  def longest():
-    splits = set.intersection(*(set(i.max_lengths) for i in infos))
-    return {s: {f: max(i.max_lengths[s][f] for i in infos) for f in ("inputs", "targets")} for s in splits}
-
-  TASKS[name] = TaskInfo(name, None, longest, infos[0].answer_fn, description)
-
-
-for _short, _task in PAUSE_STUDY_TASKS.items():
-  register_text(f"{_short}_text", _task_text(_task), {"train": None}, f"{_task} train examples as text")
-register_mixture("pretrain_text", [("python_stdlib", 0.5)] + [(f"{s}_text", 0.5 / len(PAUSE_STUDY_TASKS))
-                                                               for s in PAUSE_STUDY_TASKS],
-                 "half Python standard-library source, half the pause study's task text")
+register_text("pretrain_text", _corpus_documents, {"train": None, "validation": None},
+              "pause pretraining corpus: Python standard-library source and the text of "
+              f"{', '.join(CORPUS_TASKS)}, in documents of {text_corpus.PIECE_BYTES} bytes")
 
 
 def pause_task_name(name: str, inserted_fraction: float = 0.0, appended: int = 0, prepend: bool = False) -> str:

@@ -1,17 +1,25 @@
-"""The offline pretraining corpus: real text that needs no download.
+"""The offline pretraining corpus: a fixed list of documents that needs no download.
 
 Pod runs pretrain on C4 (`scratchpad.tasks.c4`). This machine cannot download
-it, so the pause study pretrains on the source of a fixed list of Python
+it, so the pause study pretrains on documents of at most `PIECE_BYTES` bytes,
+one to a training row: half are pieces of a fixed list of Python
 standard-library modules (real, human-written text that ships with every
-Python), in pieces of at most `PIECE_BYTES` bytes, mixed with the text of the
-small downstream tasks' training splits (`registry.py`, `pretrain_text`). The
-modules' text differs a little between Python versions; within one version it
-is fixed. The last two modules are the validation split.
+Python), half are the train text of a fixed list of small tasks, equally from
+each (`registry.CORPUS_TASKS`), so that a 0.8M-parameter model has seen the
+tasks' alphabet and line shapes before fine-tuning, as C4 gives the paper's
+models their general skills. The list does not depend on which tasks a study
+fine-tunes on. One document a row, never packed: a pause-pretrained row is the
+same document as the standard row, with pauses inserted and trimmed back to its
+length, so both pretrainings draw the same documents in the same order and
+PausePT sees about a tenth fewer text tokens, as in the paper. The modules'
+text differs a little between Python versions; within one version it is fixed.
+The last two modules are the validation split (standard-library text only).
 """
 
 from __future__ import annotations
 
 import os
+import random
 import sysconfig
 
 MODULES = ("bisect", "calendar", "colorsys", "copy", "csv", "fnmatch", "fractions", "functools", "glob",
@@ -44,3 +52,16 @@ def pieces(text: str, size: int = PIECE_BYTES) -> list[str]:
 def split_pieces(split: str) -> list[str]:
   names = MODULES[:-VALIDATION_MODULES] if split == "train" else MODULES[-VALIDATION_MODULES:]
   return [p for name in names for p in pieces(module_text(name))]
+
+
+def documents(split: str, task_lines: dict[str, list[str]]) -> list[str]:
+  """The corpus's `split`: the standard-library pieces, and in train as many documents of
+  the tasks' lines (each task's first lines, whole lines to a document), in a fixed order."""
+  source = split_pieces(split)
+  if split != "train":
+    return source
+  per_task = len(source) // len(task_lines)
+  task_docs = [doc for lines in task_lines.values() for doc in pieces("".join(lines))[:per_task]]
+  docs = source + task_docs
+  random.Random(0).shuffle(docs)  # a fixed interleaving; the pipeline shuffles by its seed on top
+  return docs
