@@ -72,7 +72,7 @@ def model_config(args) -> transformer.ModelConfig:
   return transformer.ModelConfig(
       vocab_size=args.vocab, num_layers=args.layers or layers, d_model=args.d_model or d_model,
       num_heads=args.heads or heads, mlp_dim=args.mlp_dim or mlp, position_encoding="rope",
-      dtype=args.dtype or default_dtype())
+      dtype=args.dtype or default_dtype(), attention=getattr(args, "attention", "auto"))
 
 
 def default_dtype() -> str:
@@ -119,7 +119,7 @@ def train_flops_per_token(cfg: transformer.ModelConfig, seq_len: int) -> float:
 
   N = `matmul_params` (2 FLOPs per multiply-add, x3 for forward + backward), and the
   attention's two matmuls QK^T and PV over the full T x T score matrix, as PaLM counts (not
-  halved for the causal mask; above `transformer.attention_block` the model skips the key
+  halved for the causal mask; above `attention.attention_block` the model skips the key
   blocks the mask covers whole, so it computes less than this). Rematerialisation and
   elementwise work (norms, softmax, GELU, RoPE, AdamW) are not counted: this is MFU, not HFU.
   """

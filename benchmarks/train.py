@@ -53,7 +53,7 @@ from flax import nnx
 
 from benchmarks import common
 from scratchpad.markdown import markdown_table
-from scratchpad.model import cpu_blas, transformer
+from scratchpad.model import attention, cpu_blas, transformer
 from scratchpad.train import compile_options, optim
 
 
@@ -280,8 +280,10 @@ def parse_args(argv=None):
   p.add_argument("--xla", action="append", default=[], metavar="OPTION=VALUE",
                  help="an XLA option for our step's compilation only, e.g. "
                       "--xla=xla_cpu_experimental_ynn_fusion_type= (repeatable)")
+  p.add_argument("--attention", default="auto", choices=attention.IMPLEMENTATIONS,
+                 help="our model's training attention (model.attention; auto: the backend's, measured on CPU)")
   p.add_argument("--attention_block", type=int, default=None,
-                 help="our model's causal query block (default: transformer.attention_block, by sequence "
+                 help="our model's causal query block (default: attention.attention_block, by sequence "
                       "length); 0: one block, every key computed")
   p.add_argument("--xla_defaults", action="store_true",
                  help="compile our step with XLA's defaults, not the trainer's compile_options")
@@ -303,12 +305,12 @@ def parse_args(argv=None):
 def main(argv=None) -> dict:
   args = parse_args(argv)
   args.memory = common.set_host_memory(args)
-  block = {None: transformer.ATTENTION_BLOCK, 0: 1 << 30}.get(args.attention_block, args.attention_block)
-  saved, transformer.ATTENTION_BLOCK = transformer.ATTENTION_BLOCK, block
+  block = {None: attention.ATTENTION_BLOCK, 0: 1 << 30}.get(args.attention_block, args.attention_block)
+  saved, attention.ATTENTION_BLOCK = attention.ATTENTION_BLOCK, block
   try:  # the block is read when our step is traced
     return run(args)
   finally:
-    transformer.ATTENTION_BLOCK = saved
+    attention.ATTENTION_BLOCK = saved
 
 
 def run(args) -> dict:
@@ -322,7 +324,8 @@ def run(args) -> dict:
 
   print(f"# Training step: {common.describe(cfg)}")
   print(f"seq {args.seq}, batch {args.batch} ({tokens_per_step:,} tokens/step), AdamW; {common.device_line()}; "
-        f"{common.load_line()}; {args.memory}; {cpu_blas.status()}", flush=True)
+        f"{common.load_line()}; {args.memory}; {cpu_blas.status()}; "
+        f"{attention.describe(cfg.attention, cfg.dtype)}", flush=True)
 
   options = {} if args.xla_defaults else compile_options.train_step(jax.default_backend())
   options.update(o.split("=", 1) for o in args.xla)
@@ -421,7 +424,7 @@ def run(args) -> dict:
         f"XLA's cost analysis of our step {xla_flops / 1e9:.2f} GFLOP")
   print(f"- ours: {args.rounds} rounds x {args.steps} steps after compilation ({compile_s:.1f}s) and "
         f"{args.warmup} warm-up steps; synthetic batch, one segment per row; attention blocks of "
-        f"{min(args.seq, transformer.attention_block(args.seq))}"
+        f"{min(args.seq, attention.attention_block(args.seq))}"
         + (f"; XLA options {options}" if options else "; XLA's default options"))
   if modes:
     try:

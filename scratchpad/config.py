@@ -11,7 +11,7 @@ import jax
 import ml_collections
 import seqio
 
-from scratchpad.model import positions, transformer
+from scratchpad.model import attention, positions, transformer
 from scratchpad.tasks import VOCABULARY, get_task_info
 from scratchpad.train import sharding
 
@@ -56,7 +56,7 @@ def base_config(task: str, size: str, variant: dict[str, str]) -> ml_collections
   cfg.model = ml_collections.ConfigDict(dict(
       num_layers=layers, d_model=d_model, num_heads=heads, mlp_dim=mlp, max_length=1024,
       position_encoding="rope", rope_max_wavelength=10_000.0, line_stride=64, max_line_gap=3,
-      max_place_gap=1, dtype="float32"))
+      max_place_gap=1, dtype="float32", attention="auto"))
   # Lengths left at 0 become the task's longest training example.
   cfg.data = ml_collections.ConfigDict(dict(pack=True, inputs_length=0, targets_length=0))
   cfg.train = ml_collections.ConfigDict(dict(
@@ -87,6 +87,7 @@ RANGES = {
     "model.mlp_dim": _POSITIVE, "model.max_length": _POSITIVE, "model.rope_max_wavelength": _POSITIVE,
     "model.line_stride": _POSITIVE, "model.max_line_gap": _POSITIVE, "model.max_place_gap": _POSITIVE,
     "model.position_encoding": _one_of(*transformer.POSITION_ENCODINGS), "model.dtype": _one_of(*transformer.DTYPES),
+    "model.attention": _one_of(*attention.IMPLEMENTATIONS),
     "data.inputs_length": (lambda v: v >= 0, ">= 0 (0: the task's longest input)"),
     "data.targets_length": (lambda v: v >= 0, ">= 0 (0: the task's longest target)"),
     "train.steps": _POSITIVE, "train.batch_size": _POSITIVE, "train.learning_rate": _NON_NEGATIVE,
@@ -294,6 +295,16 @@ def save_config(cfg: ml_collections.ConfigDict, workdir: str) -> None:
     with open(path + ".tmp", "w") as f:
       f.write(cfg.to_json(indent=2))
     os.replace(path + ".tmp", path)
+
+
+def record_attention(cfg: ml_collections.ConfigDict, workdir: str) -> None:
+  """Sets `model.attention` to the implementation the run computes with: the one the workdir's
+  config recorded (a resumed run keeps it, so it stays bit-exact), else `auto`'s choice here."""
+  path = os.path.join(workdir, CONFIG_FILE)
+  if cfg.model.attention == "auto" and os.path.exists(path):
+    cfg.model.attention = load_config(workdir).model.get("attention", "auto")
+  cfg.model.attention = attention.resolve(cfg.model.attention, cfg.model.dtype,
+                                          cfg.model.position_encoding == "line_bias")
 
 
 def load_config(workdir: str) -> ml_collections.ConfigDict:

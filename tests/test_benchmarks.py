@@ -12,7 +12,7 @@ from benchmarks import common, decode
 from benchmarks import train as train_bench
 from conftest import ROOT
 from scratchpad import config as config_lib
-from scratchpad.model import transformer
+from scratchpad.model import attention, transformer
 from scratchpad.train import compile_options
 
 TINY = ["--layers=1", "--d_model=32", "--heads=4", "--mlp_dim=64"]
@@ -38,14 +38,14 @@ def test_the_matmuls_alone_are_the_steps_flops_each_one_compiled(monkeypatch, bl
   """Forward and backward, our step's matmuls are PaLM's count (attention in full); causal query
   blocks skip (n - 1) / 2n of attention's. XLA compiles every one of them, none merged."""
   if block:
-    monkeypatch.setattr(transformer, "ATTENTION_BLOCK", block)
+    monkeypatch.setattr(attention, "ATTENTION_BLOCK", block)
   cfg = transformer.ModelConfig(vocab_size=264, num_layers=2, d_model=32, num_heads=4, mlp_dim=64)
   seq, batch = 64, 2
   _, eqns, compiled = train_bench.matmuls_alone(cfg, common.TrainHParams(), common.synthetic_batch(batch, seq, 264),
                                                 compile_options.train_step("cpu"))
   n = seq // block if block else 1
-  attention = 12 * cfg.num_layers * cfg.d_model * seq * (n + 1) / (2 * n)
-  assert train_bench.matmul_flops(eqns) == pytest.approx((6 * common.matmul_params(cfg) + attention) * seq * batch)
+  attention_flops = 12 * cfg.num_layers * cfg.d_model * seq * (n + 1) / (2 * n)
+  assert train_bench.matmul_flops(eqns) == pytest.approx((6 * common.matmul_params(cfg) + attention_flops) * seq * batch)
   assert len(eqns) == 3 + cfg.num_layers * (18 + 6 * n)  # unembedding; 6 projections, 2 attention matmuls per block, x3
   assert compiled.as_text().count(" dot(") == len(eqns)
 

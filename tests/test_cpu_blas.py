@@ -2,6 +2,7 @@
 fused attention the same as XLA's blockwise attention, forward and backward, through every split of
 the work, in the model's training step and decoding; and the fallback."""
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from hypothesis import strategies as st
 from benchmarks import common
 from benchmarks import train as train_bench
 from conftest import ROOT
-from scratchpad.model import cpu_blas, decode, transformer
+from scratchpad.model import attention, cpu_blas, decode, transformer
 
 needs_mkl = pytest.mark.skipif(not cpu_blas.available(), reason=f"no MKL custom call: {cpu_blas.status()}")
 
@@ -26,6 +27,7 @@ def mkl(monkeypatch):
   """`cpu_blas.matmul` calls MKL although the tests' platform has 8 devices (no mesh here)."""
   monkeypatch.setattr(cpu_blas, "uses_mkl", lambda *arrays: all(x.dtype == jnp.float32 for x in arrays))
   monkeypatch.setattr(cpu_blas, "MIN_FLOPS", 0)  # the tests' small products too
+  monkeypatch.setattr(attention, "host_prefers_fused", lambda: True)  # auto picks the fused attention, unmeasured
   jax.clear_caches()  # functions jitted before with XLA's dots
   yield
   jax.clear_caches()
@@ -99,11 +101,12 @@ def test_fused_attention_equals_xlas_blockwise_attention(batch, length, heads, d
 
   def run(use_mkl):
     def attention_and_grads(q, k, v):  # a new function each time: jit's cache would keep the first
-      out, vjp = jax.vjp(lambda q, k, v: transformer.causal_self_attention(q, k, v, segments), q, k, v)
+      out, vjp = jax.vjp(lambda q, k, v: attention.causal_self_attention(
+          q, k, v, segments, "cpu_fused" if use_mkl else "xla"), q, k, v)
       return out, vjp(probe)
 
     with pytest.MonkeyPatch.context() as patch:
-      patch.setattr(transformer, "ATTENTION_BLOCK", block)
+      patch.setattr(attention, "ATTENTION_BLOCK", block)
       patch.setattr(cpu_blas, "uses_mkl", lambda *arrays: use_mkl)
       lowered = jax.jit(attention_and_grads).lower(q, k, v)
       assert (cpu_blas.ATTENTION_BACKWARD_TARGET in lowered.as_text()) == use_mkl
@@ -117,10 +120,11 @@ def test_fused_attention_equals_xlas_blockwise_attention(batch, length, heads, d
 
 @needs_mkl
 def test_a_training_step_with_mkl_equals_one_with_xlas_dots(mkl):
-  cfg = transformer.ModelConfig(vocab_size=264, num_layers=2, d_model=64, num_heads=4, mlp_dim=128)
+  cfg = transformer.ModelConfig(vocab_size=264, num_layers=2, d_model=64, num_heads=4, mlp_dim=128,
+                                attention="cpu_fused")
   batch = common.synthetic_batch(4, 96, 264)
 
-  def one_step():
+  def one_step(cfg=cfg):
     step, _, _ = train_bench.jax_train_step(cfg, common.TrainHParams(warmup_steps=1), batch)
     state, metrics = step()
     return jax.device_get(state["params"]), jax.device_get(metrics)
@@ -133,7 +137,7 @@ def test_a_training_step_with_mkl_equals_one_with_xlas_dots(mkl):
   with pytest.MonkeyPatch.context() as patch:
     patch.setattr(cpu_blas, "uses_mkl", lambda *arrays: False)
     jax.clear_caches()
-    want_params, want_metrics = one_step()
+    want_params, want_metrics = one_step(dataclasses.replace(cfg, attention="xla"))
   np.testing.assert_allclose(metrics["loss"], want_metrics["loss"], rtol=1e-5)
   np.testing.assert_allclose(metrics["grad_norm"], want_metrics["grad_norm"], rtol=1e-4)
   for got, want in zip(jax.tree.leaves(params), jax.tree.leaves(want_params)):
@@ -156,14 +160,15 @@ def test_kv_cache_decoding_with_mkl_equals_full_recompute(mkl):
 def test_the_benchmarks_bound_counts_the_fused_attentions_products(mkl):
   """PaLM's count, attention's by causal blocks, plus the logits the backward pass recomputes:
   7 products a block where XLA's attention has 6."""
-  cfg = transformer.ModelConfig(vocab_size=264, num_layers=2, d_model=32, num_heads=4, mlp_dim=64)
+  cfg = transformer.ModelConfig(vocab_size=264, num_layers=2, d_model=32, num_heads=4, mlp_dim=64,
+                                attention="cpu_fused")
   seq, batch, block = 64, 2, 16
   with pytest.MonkeyPatch.context() as patch:
-    patch.setattr(transformer, "ATTENTION_BLOCK", block)
+    patch.setattr(attention, "ATTENTION_BLOCK", block)
     _, eqns, compiled = train_bench.matmuls_alone(cfg, common.TrainHParams(), common.synthetic_batch(batch, seq, 264))
   n = seq // block
-  attention = 12 * cfg.num_layers * cfg.d_model * seq * (n + 1) / (2 * n) * 7 / 6
-  assert train_bench.matmul_flops(eqns) == pytest.approx((6 * common.matmul_params(cfg) + attention) * seq * batch)
+  attention_flops = 12 * cfg.num_layers * cfg.d_model * seq * (n + 1) / (2 * n) * 7 / 6
+  assert train_bench.matmul_flops(eqns) == pytest.approx((6 * common.matmul_params(cfg) + attention_flops) * seq * batch)
   assert train_bench.matmul_count(eqns) == 3 + cfg.num_layers * (18 + 7 * n)
   assert compiled.as_text().count(cpu_blas.TARGET) >= train_bench.matmul_count(eqns)
 

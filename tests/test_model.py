@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from flax import nnx
 
-from scratchpad.model import decode, positions, transformer
+from scratchpad.model import attention, decode, positions, transformer
 
 
 def make(position_encoding="rope", dtype="float32", seed=0):
@@ -106,14 +106,14 @@ def _values_and_grads(q, k, v, mask, probe):
   def both(f):
     grads = jax.grad(lambda *qkv: jnp.sum(f(*qkv, mask) * probe), (0, 1, 2))(q, k, v)
     return f(q, k, v, mask), grads
-  return both(transformer.dot_product_attention), both(_textbook_attention)
+  return both(attention.dot_product_attention), both(_textbook_attention)
 
 
 def test_attention_blocks_by_length(monkeypatch):
   """Blocks of 64 up to 256 tokens (at most 4 a row), of 128 beyond; ATTENTION_BLOCK overrides."""
-  assert [transformer.attention_block(n) for n in (32, 128, 256, 257, 1024)] == [64, 64, 64, 128, 128]
-  monkeypatch.setattr(transformer, "ATTENTION_BLOCK", 6)
-  assert transformer.attention_block(1024) == 6
+  assert [attention.attention_block(n) for n in (32, 128, 256, 257, 1024)] == [64, 64, 64, 128, 128]
+  monkeypatch.setattr(attention, "ATTENTION_BLOCK", 6)
+  assert attention.attention_block(1024) == 6
 
 
 @settings(max_examples=10, deadline=None)
@@ -132,8 +132,8 @@ def test_causal_block_attention_equals_full_attention(length, block, segment_sta
   mask_BxLxL = jnp.asarray((index_L[:, None] >= index_L[None]) & (segments_BxL[:, :, None] == segments_BxL[:, None])
                            & (segments_BxL[:, None] != 0))
   real = segments_BxL != 0
-  blocked = jax.jit(transformer.causal_block_attention, static_argnums=4)(q, k, v, mask_BxLxL, block)
-  whole = jax.jit(transformer.dot_product_attention)(q, k, v, mask_BxLxL)
+  blocked = jax.jit(attention.causal_block_attention, static_argnums=4)(q, k, v, mask_BxLxL, block)
+  whole = jax.jit(attention.dot_product_attention)(q, k, v, mask_BxLxL)
   np.testing.assert_allclose(blocked.transpose(0, 2, 1, 3)[real], whole.transpose(0, 2, 1, 3)[real],
                              rtol=1e-5, atol=1e-6)
 
@@ -144,7 +144,7 @@ def test_model_with_attention_blocks_equals_without(monkeypatch):
   segments = jnp.asarray([[1] * 20, [1] * 7 + [2] * 13])
   positions = jnp.asarray([list(range(20)), list(range(7)) + list(range(13))])
   whole = forward(graphdef, params, tokens, positions, segments)
-  monkeypatch.setattr(transformer, "ATTENTION_BLOCK", 6)
+  monkeypatch.setattr(attention, "ATTENTION_BLOCK", 6)
   np.testing.assert_allclose(forward(graphdef, params, tokens, positions, segments), whole, rtol=1e-5, atol=1e-5)
 
 

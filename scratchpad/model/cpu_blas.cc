@@ -115,7 +115,7 @@ ffi::Error Matmul(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> a, ffi::Buffer<ffi
 // queries by blocks, each block's logits, softmax and weighted values computed while in cache.
 // q, k, v and the output are [B, L, H, K], the projections' own layout (no transposes); a key
 // is attended when it is at or before the query, in its segment, and not padding (segment 0).
-// The semantics are `transformer.causal_block_attention`'s exactly: logits of masked keys are
+// The semantics are `attention.causal_block_attention`'s exactly: logits of masked keys are
 // -1e30, so a query with no key to attend (padding) averages the keys up to its block's end.
 
 constexpr float kMasked = -1e30f;

@@ -22,8 +22,8 @@ Its gradient is a custom VJP made of the same matmuls, so the backward pass runs
 
 `causal_attention(q, k, v, segment_ids, block)` is causal self-attention within packed segments,
 fused: one custom call for the forward pass and one for the backward pass, with
-`transformer.causal_block_attention`'s result to float32 rounding. `transformer.causal_self_attention`
-calls it under the same conditions (`uses_mkl`), for any size. Fused, one layer's attention ran 3.9x
+`attention.causal_block_attention`'s result to float32 rounding; `model.attention=cpu_fused` (or
+`auto` where this host measured it faster, `attention.py`) calls it under the same conditions. Fused, one layer's attention ran 3.9x
 faster than XLA's blockwise version forward, 2.2x forward and backward (benchmarks/NOTES.md,
 change 19).
 """
@@ -66,7 +66,7 @@ def matmul(a, b, transpose_a: bool = False, transpose_b: bool = False):
 
 
 def causal_attention(q_BxLxHxK, k_BxLxHxK, v_BxLxHxK, segment_ids_BxL, block: int):
-  """`transformer.causal_block_attention`'s result in one fused custom call, when `uses_mkl(q, k, v)`.
+  """`attention.causal_block_attention`'s result in one fused custom call, when `uses_mkl(q, k, v)`.
 
   Each (batch row, head) is one task: its queries by blocks of `block`, each block's logits,
   softmax and weighted values computed while they are in cache (the backward pass recomputes the

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from scratchpad.model import cpu_blas, positions
+from scratchpad.model import attention, cpu_blas, positions
 
 
 POSITION_ENCODINGS = positions.SCHEMES
@@ -60,6 +60,7 @@ class ModelConfig:
   line_break_ids: tuple[int, ...] = ()  # lines: the tokens that end a line (newline, eos); from the vocabulary
   max_line_gap: int = 3  # random_lines: a line's number is the one above's plus 1..max_line_gap in training
   max_place_gap: int = 1  # random_lines: places grow by 1..max_place_gap in training (1: exact places)
+  attention: str = "auto"  # training attention's implementation (attention.py): auto | xla | cpu_fused | ...
 
   @property
   def head_dim(self) -> int:
@@ -71,6 +72,8 @@ class ModelConfig:
     if self.position_encoding not in POSITION_ENCODINGS:
       raise ValueError(f"unknown position_encoding {self.position_encoding!r}: use one of "
                        + ", ".join(POSITION_ENCODINGS))
+    if self.attention not in attention.IMPLEMENTATIONS:
+      raise ValueError(f"unknown attention {self.attention!r}: use one of " + ", ".join(attention.IMPLEMENTATIONS))
     if self.dtype not in DTYPES:
       raise ValueError(f"unknown dtype {self.dtype!r}: use 'float32' or 'bfloat16'")
 
@@ -158,75 +161,6 @@ def rotary(x_BxLxHxK, positions_BxL, max_wavelength: float, num_positions: int |
   return jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1).astype(x_BxLxHxK.dtype)
 
 
-# Query blocks of causal attention (training, full recomputation): a block attends to the keys up
-# to its own end only, skipping the fully masked rest. None: `attention_block(length)`; an int
-# fixes the block (benchmarks, tests).
-ATTENTION_BLOCK: int | None = None
-
-
-def attention_block(length: int) -> int:
-  """The query block for rows of `length`. On CPU 2-8 blocks a row ran fastest: smaller blocks
-  make matmuls too small to run at speed, larger ones skip less (benchmarks/NOTES.md, change 10)."""
-  return ATTENTION_BLOCK or (64 if length <= 256 else 128)
-
-
-def dot_product_attention(q_BxHxLxK, k_BxHxSxK, v_BxHxSxK, mask_BxLxS, bias_BxHxLxS=None):
-  """Scaled dot-product attention, the logits and softmax in float32; masked keys get no weight.
-
-  The softmax is normalised after the weighted sum of values, as flash attention does: the
-  division runs over L x K, not L x S, and the backward pass's row sums over K, not S.
-  `bias_BxHxLxS` (line_bias) is added to the scaled logits."""
-  logits_BxHxLxS = cpu_blas.matmul(q_BxHxLxK, k_BxHxSxK, transpose_b=True).astype(jnp.float32)
-  logits_BxHxLxS = logits_BxHxLxS * q_BxHxLxK.shape[-1] ** -0.5
-  if bias_BxHxLxS is not None:
-    logits_BxHxLxS = logits_BxHxLxS + bias_BxHxLxS
-  logits_BxHxLxS = jnp.where(mask_BxLxS[:, None], logits_BxHxLxS, -1e30)
-  max_BxHxLx1 = jax.lax.stop_gradient(jnp.max(logits_BxHxLxS, axis=-1, keepdims=True))
-  unnormalized_BxHxLxS = jnp.exp(logits_BxHxLxS - max_BxHxLx1)  # 0 at masked keys (1 if all are)
-  weighted_BxHxLxK = cpu_blas.matmul(unnormalized_BxHxLxS.astype(v_BxHxSxK.dtype), v_BxHxSxK)
-  return (weighted_BxHxLxK / jnp.sum(unnormalized_BxHxLxS, axis=-1, keepdims=True)).astype(v_BxHxSxK.dtype)
-
-
-def causal_block_attention(q_BxHxLxK, k_BxHxLxK, v_BxHxLxK, mask_BxLxL, block: int, bias_fn=None):
-  """`dot_product_attention` for causal self-attention, by query blocks of `block`: keys past a
-  block's end are masked for all its queries, so skipping them changes nothing but the work
-  (3/4 of it with 2 blocks, 5/8 with 4). `bias_fn(queries, keys)` gives a block's bias."""
-  length = q_BxHxLxK.shape[2]
-  return jnp.concatenate([
-      dot_product_attention(q_BxHxLxK[:, :, start:start + block], k_BxHxLxK[:, :, :start + block],
-                            v_BxHxLxK[:, :, :start + block], mask_BxLxL[:, start:start + block, :start + block],
-                            bias_fn and bias_fn(slice(start, start + block), slice(0, start + block)))
-      for start in range(0, length, block)], axis=2)
-
-
-def attention_mask(q_index_L, k_index_S, segment_ids_BxL, k_segment_BxS):
-  """Causal, within one packed segment, never to padding (segment 0): mask_BxLxS."""
-  return ((q_index_L[:, None] >= k_index_S[None, :])[None]
-          & (segment_ids_BxL[:, :, None] == k_segment_BxS[:, None, :])
-          & (k_segment_BxS[:, None, :] != 0))
-
-
-def causal_self_attention(q_BxLxHxK, k_BxLxHxK, v_BxLxHxK, segment_ids_BxL, bias_fn=None):
-  """Attention of each token to itself and the tokens before it in its packed segment (training,
-  full recomputation), by query blocks of `attention_block(L)`.
-
-  On one CPU device with MKL it is one fused custom call (`cpu_blas.causal_attention`, the same
-  result to float32 rounding); elsewhere, or with a bias (`bias_fn(queries, keys)`: line_bias),
-  XLA's `causal_block_attention`, in heads-first layout."""
-  length = q_BxLxHxK.shape[1]
-  block = attention_block(length)
-  if bias_fn is None and cpu_blas.uses_mkl(q_BxLxHxK, k_BxLxHxK, v_BxLxHxK):
-    return cpu_blas.causal_attention(q_BxLxHxK, k_BxLxHxK, v_BxLxHxK, segment_ids_BxL, block)
-  q_BxHxLxK, k_BxHxLxK, v_BxHxLxK = (x.transpose(0, 2, 1, 3) for x in (q_BxLxHxK, k_BxLxHxK, v_BxLxHxK))
-  index_L = jnp.arange(length)
-  mask_BxLxL = attention_mask(index_L, index_L, segment_ids_BxL, segment_ids_BxL)
-  if length > block:
-    attended_BxHxLxK = causal_block_attention(q_BxHxLxK, k_BxHxLxK, v_BxHxLxK, mask_BxLxL, block, bias_fn)
-  else:
-    attended_BxHxLxK = dot_product_attention(q_BxHxLxK, k_BxHxLxK, v_BxHxLxK, mask_BxLxL,
-                                             bias_fn and bias_fn(slice(None), slice(None)))
-  return attended_BxHxLxK.transpose(0, 2, 1, 3)
-
 
 class Attention(nnx.Module):
   def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
@@ -274,8 +208,8 @@ class Attention(nnx.Module):
       k_BxLxHxK = rotary(k_BxLxHxK, rotary_ids_BxL, cfg.rope_max_wavelength, num_positions)
 
     if cache is None:
-      attended_BxLxHxK = causal_self_attention(q_BxLxHxK, k_BxLxHxK, v_BxLxHxK, segment_ids_BxL,
-                                               self.bias_fn(positions_BxL, positions_BxL))
+      attended_BxLxHxK = attention.causal_self_attention(q_BxLxHxK, k_BxLxHxK, v_BxLxHxK, segment_ids_BxL,
+                                                         cfg.attention, self.bias_fn(positions_BxL, positions_BxL))
     else:
       # Write this layer's new keys and values in place, then attend to all S. Heads before
       # length: XLA's CPU batched matmuls want the batch dims leading.
@@ -286,10 +220,10 @@ class Attention(nnx.Module):
           cache.v_BxHxSxK[layer], v_BxHxLxK.astype(cache.v_BxHxSxK[layer].dtype), cache.index, 2)
       cache = cache._replace(k_BxHxSxK=_replace_at(cache.k_BxHxSxK, layer, k_BxHxSxK),
                              v_BxHxSxK=_replace_at(cache.v_BxHxSxK, layer, v_BxHxSxK))
-      mask_BxLxS = attention_mask(cache.index + jnp.arange(length), jnp.arange(k_BxHxSxK.shape[2]),
+      mask_BxLxS = attention.attention_mask(cache.index + jnp.arange(length), jnp.arange(k_BxHxSxK.shape[2]),
                                   segment_ids_BxL, cache.segment_ids_BxS)
       bias_fn = self.bias_fn(positions_BxL, cache.position_ids_BxS)
-      attended_BxHxLxK = dot_product_attention(q_BxHxLxK, k_BxHxSxK.astype(dt), v_BxHxSxK.astype(dt), mask_BxLxS,
+      attended_BxHxLxK = attention.dot_product_attention(q_BxHxLxK, k_BxHxSxK.astype(dt), v_BxHxSxK.astype(dt), mask_BxLxS,
                                                bias_fn and bias_fn(slice(None), slice(None)))
       attended_BxLxHxK = attended_BxHxLxK.transpose(0, 2, 1, 3)
     return dense(attended_BxLxHxK.reshape(batch, length, d), self.out_HxKxD[...].astype(dt).reshape(d, d)), cache

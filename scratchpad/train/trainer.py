@@ -241,6 +241,7 @@ def train(cfg: ml_collections.ConfigDict, workdir: str, devices=None, stop_after
   input_pipeline.resolve_lengths(get_task_info(task), cfg.data)
   config_lib.check_positions(cfg)
   config_lib.check_same_model(cfg, workdir)
+  config_lib.record_attention(cfg, workdir)
   if cfg.train.init_from:
     config_lib.check_same_model(cfg, cfg.train.init_from, same_task=False)
   setup = Setup(cfg, devices)
