@@ -39,6 +39,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # Line numbers by random gaps in training (positions.py): 9-digit additions 99.6% right after
   # 1-8 digit training, where `lines` reached 73.2% (docs/results/addition.md).
   cfg.model.position_encoding = "random_lines"
+  if recipe in ("short", "paper"):
+    # Places spread by random gaps too (one map a row): 10-digit additions 99.3% right after 1-8
+    # digit training, where exact places reached 40.3% (docs/results/addition.md).
+    cfg.model.update(max_place_gap=2, line_stride=128)
   # Packed rows of 512 tokens (inputs trimmed to the task's longest), loss on the targets only.
   row = 512 if variant["vocab"] == "symbols" else 1024
   cfg.data.update(inputs_length=64, targets_length=row - 64)
