@@ -165,7 +165,7 @@ def test_the_report_of_a_pause_study_has_bars_and_the_papers_tables(tmp_path):
     for seed, v in enumerate(values):
       _fake_run(tmp_path, f"{group}-{seed}", "tiny", "direct", seed, {"test": v}, group=group)
   text = report.write_report(str(tmp_path))
-  assert "## Pause tokens" in text and "+10.0 (beyond the seed spread)" in text
+  assert "## Pause tokens" in text and "+10.0 (PausePT_PauseFT better: 2σ = 2.8)" in text
   assert "11.0 ± 1.4 (n=2)" in text and "21.0 ± 1.4 (n=2)" in text
   assert open(tmp_path / report.PAUSE_PLOT, "rb").read(8) == PNG_MAGIC
   assert "## Accuracy against parameters" not in text
