@@ -77,7 +77,7 @@ def resolve(requested: str, dtype, has_bias: bool = False) -> str:
   """`select` for the backend and devices JAX has now: what a run records in its config, so
   a rerun or resume computes with the same implementation."""
   backend = jax.default_backend()
-  fused = backend == "cpu" and cpu_blas.uses_mkl(jax.ShapeDtypeStruct((), jnp.float32))  # one device, MKL built
+  fused = _fused_usable()
   chosen = select(requested, backend=backend, dtype=dtype, num_devices=jax.device_count(), has_bias=has_bias,
                   fused_cpu=fused, fused_cpu_faster=fused and requested == "auto" and host_prefers_fused())
   needs = {"cpu_fused": (fused and jnp.dtype(dtype) == jnp.float32,
@@ -89,6 +89,11 @@ def resolve(requested: str, dtype, has_bias: bool = False) -> str:
     raise ValueError(f"model.attention={chosen} needs {what}; this is {backend} with {jax.device_count()} "
                      "device(s): use auto or xla")
   return chosen
+
+
+def _fused_usable() -> bool:
+  """Whether the MKL custom call can run here: a CPU backend of one device, MKL built."""
+  return jax.default_backend() == "cpu" and cpu_blas.uses_mkl(jax.ShapeDtypeStruct((), jnp.float32))
 
 
 def host_key() -> str:
@@ -152,7 +157,7 @@ def describe(implementation: str, dtype, has_bias: bool = False) -> str:
   chosen = resolve(implementation, dtype, has_bias)
   if implementation != "auto":
     return f"attention {chosen} (asked for)"
-  if chosen == "xla" and jax.default_backend() == "cpu" and cpu_blas.uses_mkl(jax.ShapeDtypeStruct((), jnp.float32)):
+  if chosen == "xla" and _fused_usable():
     return "attention xla (auto: cpu_fused measured slower on this host)"
   if chosen == "cpu_fused":
     return "attention cpu_fused (auto: measured faster than xla on this host)"

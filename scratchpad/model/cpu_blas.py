@@ -23,9 +23,9 @@ Its gradient is a custom VJP made of the same matmuls, so the backward pass runs
 `causal_attention(q, k, v, segment_ids, block)` is causal self-attention within packed segments,
 fused: one custom call for the forward pass and one for the backward pass, with
 `attention.causal_block_attention`'s result to float32 rounding; `model.attention=cpu_fused` (or
-`auto` where this host measured it faster, `attention.py`) calls it under the same conditions. Fused, one layer's attention ran 3.9x
-faster than XLA's blockwise version forward, 2.2x forward and backward (benchmarks/NOTES.md,
-change 19).
+`auto` where this host measured it faster, `attention.py`) calls it under the same conditions.
+Fused, one layer's attention ran 3.9x faster than XLA's blockwise version forward, 2.2x forward
+and backward (benchmarks/NOTES.md, change 19).
 """
 
 from __future__ import annotations
