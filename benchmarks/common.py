@@ -51,6 +51,9 @@ def add_model_flags(parser: argparse.ArgumentParser, default_size: str = "refere
   g.add_argument("--vocab", type=int, default=BYTE_VOCAB_SIZE, help="padded vocabulary (bytes: 264)")
   g.add_argument("--dtype", default=None, choices=transformer.DTYPES,
                  help="compute dtype (parameters stay float32); default float32 on CPU, bfloat16 on GPU/TPU")
+  g.add_argument("--remat", default="none", choices=tuple(transformer.REMAT_POLICIES),
+                 help="model.remat: what each block keeps for the backward pass")
+  g.add_argument("--scan_layers", action="store_true", help="model.scan_layers: the blocks under one lax.scan")
 
 
 def add_host_memory_flag(parser: argparse.ArgumentParser) -> None:
@@ -72,7 +75,8 @@ def model_config(args) -> transformer.ModelConfig:
   return transformer.ModelConfig(
       vocab_size=args.vocab, num_layers=args.layers or layers, d_model=args.d_model or d_model,
       num_heads=args.heads or heads, mlp_dim=args.mlp_dim or mlp, position_encoding="rope",
-      dtype=args.dtype or default_dtype(), attention=getattr(args, "attention", "auto"))
+      dtype=args.dtype or default_dtype(), attention=getattr(args, "attention", "auto"),
+      remat=args.remat, scan_layers=args.scan_layers)
 
 
 def default_dtype() -> str:
@@ -81,7 +85,8 @@ def default_dtype() -> str:
 
 def describe(cfg: transformer.ModelConfig) -> str:
   return (f"{cfg.num_layers} layers, d_model {cfg.d_model}, {cfg.num_heads} heads (head {cfg.head_dim}), "
-          f"mlp {cfg.mlp_dim}, vocab {cfg.vocab_size}, RoPE, {cfg.dtype}; "
+          f"mlp {cfg.mlp_dim}, vocab {cfg.vocab_size}, RoPE, {cfg.dtype}, remat {cfg.remat}"
+          f"{', scanned layers' if cfg.scan_layers else ''}; "
           f"{transformer.param_count(cfg):,} parameters")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
 import importlib.util
 import json
 import os
@@ -17,7 +18,8 @@ from scratchpad.train import sharding
 
 CONFIG_FILE = "config.json"
 # The config fields that fix the shapes of the parameters in a checkpoint.
-SHAPE_KEYS = ("num_layers", "d_model", "num_heads", "mlp_dim", "max_length", "position_encoding")
+# The model keys a checkpoint's parameters depend on (scan_layers: stacked or one per layer).
+SHAPE_KEYS = ("num_layers", "d_model", "num_heads", "mlp_dim", "max_length", "position_encoding", "scan_layers")
 
 
 # Pause tokens (Goyal et al. 2023): `pretrain_fraction` of each training sequence
@@ -56,7 +58,7 @@ def base_config(task: str, size: str, variant: dict[str, str]) -> ml_collections
   cfg.model = ml_collections.ConfigDict(dict(
       num_layers=layers, d_model=d_model, num_heads=heads, mlp_dim=mlp, max_length=1024,
       position_encoding="rope", rope_max_wavelength=10_000.0, line_stride=64, max_line_gap=3,
-      max_place_gap=1, dtype="float32", attention="auto"))
+      max_place_gap=1, dtype="float32", attention="auto", remat="none", scan_layers=False))
   # Lengths left at 0 become the task's longest training example.
   cfg.data = ml_collections.ConfigDict(dict(pack=True, inputs_length=0, targets_length=0))
   cfg.train = ml_collections.ConfigDict(dict(
@@ -87,7 +89,7 @@ RANGES = {
     "model.mlp_dim": _POSITIVE, "model.max_length": _POSITIVE, "model.rope_max_wavelength": _POSITIVE,
     "model.line_stride": _POSITIVE, "model.max_line_gap": _POSITIVE, "model.max_place_gap": _POSITIVE,
     "model.position_encoding": _one_of(*transformer.POSITION_ENCODINGS), "model.dtype": _one_of(*transformer.DTYPES),
-    "model.attention": _one_of(*attention.IMPLEMENTATIONS),
+    "model.attention": _one_of(*attention.IMPLEMENTATIONS), "model.remat": _one_of(*transformer.REMAT_POLICIES),
     "data.inputs_length": (lambda v: v >= 0, ">= 0 (0: the task's longest input)"),
     "data.targets_length": (lambda v: v >= 0, ">= 0 (0: the task's longest target)"),
     "train.steps": _POSITIVE, "train.batch_size": _POSITIVE, "train.learning_rate": _NON_NEGATIVE,
@@ -321,8 +323,10 @@ def check_same_model(cfg: ml_collections.ConfigDict, workdir: str, same_task: bo
   if not os.path.exists(path):
     return
   saved = load_config(workdir)
-  diffs = [f"model.{k}={cfg.model[k]!r} but the checkpoint has {saved.model[k]!r}"
-           for k in SHAPE_KEYS if saved.model.get(k) != cfg.model[k]]
+  defaults = dataclasses.asdict(transformer.ModelConfig(vocab_size=1))  # for configs older than a key
+  saved_model = {k: saved.model.get(k, defaults[k]) for k in SHAPE_KEYS}
+  diffs = [f"model.{k}={cfg.model[k]!r} but the checkpoint has {saved_model[k]!r}"
+           for k in SHAPE_KEYS if saved_model[k] != cfg.model.get(k, defaults[k])]
   if padded_vocab_size(task_vocabulary_of(saved)) != padded_vocab_size(task_vocabulary_of(cfg)):
     diffs.append(f"the vocabulary of task {cfg.task!r} differs from that of {saved.task!r}")
   if same_task and saved.task != cfg.task:

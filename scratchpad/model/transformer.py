@@ -8,6 +8,11 @@ length, S key length (cache), D model width, H heads, K head width, F mlp, V voc
 One `__call__` serves training (packed segments), full-recompute decoding and
 KV-cache decoding: with a cache, the L new tokens are written at `cache.index`
 and attend to every cached key at or before their own index.
+
+`scan_layers` stacks the blocks' parameters along a leading "layers" axis and
+runs them under one `jax.lax.scan` (one compiled block, not `num_layers`);
+KV-cache decoding then loops over the stacked layers, keeping one cache array
+per layer. `remat` rematerialises each block in the backward pass (REMAT_POLICIES).
 """
 
 from __future__ import annotations
@@ -26,6 +31,14 @@ from scratchpad.model import attention, cpu_blas, positions
 
 POSITION_ENCODINGS = positions.SCHEMES
 DTYPES = ("float32", "bfloat16")  # compute dtypes
+# model.remat: what a block keeps for the backward pass. `dots` policies see XLA's dots only
+# (on CPU with `.[cpu-blas]` the MKL matmuls are custom calls, recomputed like the rest).
+REMAT_POLICIES = {
+    "none": None,  # keep everything: no rematerialisation
+    "full": jax.checkpoint_policies.nothing_saveable,  # keep the block's input only
+    "dots": jax.checkpoint_policies.dots_saveable,  # keep matmul outputs, recompute the rest
+    "dots_with_no_batch_dims": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+}
 
 
 # Model sizes shared by every experiment: name -> (layers, d_model, heads, mlp_dim).
@@ -61,6 +74,8 @@ class ModelConfig:
   max_line_gap: int = 3  # random_lines: a line's number is the one above's plus 1..max_line_gap in training
   max_place_gap: int = 1  # random_lines: places grow by 1..max_place_gap in training (1: exact places)
   attention: str = "auto"  # training attention's implementation (attention.py): auto | xla | cpu_fused | ...
+  remat: str = "none"  # one of REMAT_POLICIES
+  scan_layers: bool = False  # blocks stacked on a "layers" axis under one lax.scan (a checkpoint layout)
 
   @property
   def head_dim(self) -> int:
@@ -74,6 +89,8 @@ class ModelConfig:
                        + ", ".join(POSITION_ENCODINGS))
     if self.attention not in attention.IMPLEMENTATIONS:
       raise ValueError(f"unknown attention {self.attention!r}: use one of " + ", ".join(attention.IMPLEMENTATIONS))
+    if self.remat not in REMAT_POLICIES:
+      raise ValueError(f"unknown remat {self.remat!r}: use one of " + ", ".join(REMAT_POLICIES))
     if self.dtype not in DTYPES:
       raise ValueError(f"unknown dtype {self.dtype!r}: use 'float32' or 'bfloat16'")
 
@@ -264,7 +281,8 @@ class Transformer(nnx.Module):
     if cfg.position_encoding == "learned":
       self.position_PxD = _param(rngs, nnx.initializers.normal(0.02), (cfg.max_length, cfg.d_model),
                                  ("position", "embed"))
-    self.blocks = nnx.List([Block(cfg, rngs) for _ in range(cfg.num_layers)])
+    self.blocks = (stacked_blocks(cfg, rngs) if cfg.scan_layers
+                   else nnx.List([Block(cfg, rngs) for _ in range(cfg.num_layers)]))
     self.final_norm = RMSNorm(cfg.d_model)
     self.unembed_DxV = _param(rngs, nnx.initializers.lecun_normal(), (cfg.d_model, cfg.vocab_size),
                               ("embed", "vocab"))
@@ -283,12 +301,51 @@ class Transformer(nnx.Module):
           segment_ids_BxS=jax.lax.dynamic_update_slice_in_dim(cache.segment_ids_BxS, segment_ids_BxL, cache.index, 1),
           position_ids_BxS=jax.lax.dynamic_update_slice_in_dim(
               cache.position_ids_BxS, positions_BxL.astype(jnp.int32), cache.index, 1))
-    for layer, block in enumerate(self.blocks):
-      x_BxLxD, cache = block(x_BxLxD, positions_BxL, segment_ids_BxL, cache, layer)
+    if cache is not None:
+      for layer, block in enumerate(self.layers()):
+        x_BxLxD, cache = block(x_BxLxD, positions_BxL, segment_ids_BxL, cache, layer)
+    else:
+      x_BxLxD = self.run_blocks(x_BxLxD, positions_BxL, segment_ids_BxL)
     logits_BxLxV = dense(self.final_norm(x_BxLxD), self.unembed_DxV[...].astype(dt)).astype(jnp.float32)
     if cache is not None:
       cache = cache._replace(index=cache.index + tokens_BxL.shape[1])
     return logits_BxLxV, cache
+
+
+  def layers(self):
+    """The blocks one by one: a scanned model's are slices of its stacked parameters."""
+    if not self.cfg.scan_layers:
+      return list(self.blocks)
+    graphdef, state = nnx.split(self.blocks)
+    return [nnx.merge(graphdef, jax.tree.map(lambda a: a[i], state)) for i in range(self.cfg.num_layers)]
+
+  def run_blocks(self, x_BxLxD, positions_BxL, segment_ids_BxL):
+    """Every block without a cache (training, recomputation), rematerialised as `remat` says."""
+    policy = REMAT_POLICIES[self.cfg.remat]
+
+    def block_fn(graphdef, state, x_BxLxD, positions_BxL, segment_ids_BxL):
+      return nnx.merge(graphdef, state)(x_BxLxD, positions_BxL, segment_ids_BxL)[0]
+
+    if self.cfg.remat != "none":
+      block_fn = jax.checkpoint(block_fn, policy=policy, static_argnums=(0,))
+    if self.cfg.scan_layers:
+      graphdef, state = nnx.split(self.blocks)
+      step = lambda x, layer_state: (block_fn(graphdef, layer_state, x, positions_BxL, segment_ids_BxL), None)
+      return jax.lax.scan(step, x_BxLxD, state)[0]
+    for block in self.blocks:
+      x_BxLxD = block_fn(*nnx.split(block), x_BxLxD, positions_BxL, segment_ids_BxL)
+    return x_BxLxD
+
+
+def stacked_blocks(cfg: ModelConfig, rngs: nnx.Rngs) -> Block:
+  """One Block whose parameters hold every layer's, stacked along a leading "layers" axis."""
+  keys = jax.random.split(rngs.params(), cfg.num_layers)
+  graphdef = nnx.graphdef(nnx.eval_shape(lambda: Block(cfg, nnx.Rngs(0))))
+  blocks = nnx.merge(graphdef, jax.vmap(lambda key: nnx.state(Block(cfg, nnx.Rngs(params=key))))(keys))
+  for _, variable in nnx.iter_graph(blocks):
+    if isinstance(variable, nnx.Param):
+      variable.set_metadata(logical_axes=("layers", *variable.get_metadata()["logical_axes"]))
+  return blocks
 
 
 def count_params(params) -> int:
