@@ -33,6 +33,7 @@ PAUSE_VARIANTS = ("StdPT_StdFT", "StdPT_PauseFT", "PausePT_StdFT", "PausePT_Paus
 
 # Model sizes shared by every experiment (name -> layers, d_model, heads, mlp_dim): the model's.
 SIZES = transformer.SIZES
+POD_SIZES = ("130m", "1b")  # sizes for accelerators: their recipes compute in bfloat16 (parameters float32)
 
 
 def parse_variant(arg: str | None, choices: dict[str, tuple[str, ...]], defaults: dict[str, str],
@@ -58,13 +59,15 @@ def base_config(task: str, size: str, variant: dict[str, str]) -> ml_collections
   cfg.model = ml_collections.ConfigDict(dict(
       num_layers=layers, d_model=d_model, num_heads=heads, mlp_dim=mlp, max_length=1024,
       position_encoding="rope", rope_max_wavelength=10_000.0, line_stride=64, max_line_gap=3,
-      max_place_gap=1, dtype="float32", attention="auto", remat="none", scan_layers=False))
+      max_place_gap=1, dtype="bfloat16" if size in POD_SIZES else "float32", attention="auto", remat="none",
+      scan_layers=False))
   # Lengths left at 0 become the task's longest training example.
   cfg.data = ml_collections.ConfigDict(dict(pack=True, inputs_length=0, targets_length=0))
   cfg.train = ml_collections.ConfigDict(dict(
       steps=5000, batch_size=32, learning_rate=3e-3, warmup_steps=100, final_lr_fraction=0.1, weight_decay=0.01,
       grad_clip=1.0, b1=0.9, b2=0.98, log_every=25, checkpoint_every=500, keep_checkpoints=2,
-      init_from=""))  # a pretraining run's workdir: start from its parameters, with a fresh optimizer
+      init_from="",  # a pretraining run's workdir: start from its parameters, with a fresh optimizer
+      microbatches=1))  # gradient accumulation: each step's batch in this many slices, one at a time
   cfg.pauses = ml_collections.ConfigDict(PAUSE_DEFAULTS)
   # every: evaluate during training every N steps (0: never) on `every_split`: the loss on
   # `every_examples` examples, and with `every_accuracy` their answers decoded too.
@@ -96,7 +99,7 @@ RANGES = {
     "train.warmup_steps": _NON_NEGATIVE, "train.final_lr_fraction": (lambda v: 0 <= v <= 1, "in [0, 1]"),
     "train.weight_decay": _NON_NEGATIVE, "train.grad_clip": _POSITIVE, "train.b1": _FRACTION,
     "train.b2": _FRACTION, "train.log_every": _POSITIVE, "train.checkpoint_every": _POSITIVE,
-    "train.keep_checkpoints": _POSITIVE,
+    "train.keep_checkpoints": _POSITIVE, "train.microbatches": _POSITIVE,
     "pauses.pretrain_fraction": _FRACTION, "pauses.finetune": _NON_NEGATIVE,
     "pauses.inference": (lambda v: v >= -1, ">= -1 (-1: pauses.finetune)"),
     "eval.batch_size": _POSITIVE, "eval.max_examples": (lambda v: v >= 0, ">= 0 (0: all)"),
@@ -172,9 +175,12 @@ def _check_mesh(cfg: ml_collections.ConfigDict, num_devices: int) -> None:
     data, fsdp, _ = sharding.mesh_shape(cfg.mesh.shape, num_devices)
   except ValueError as e:
     raise ValueError(f"config key mesh.shape={tuple(cfg.mesh.shape)} {e}") from None
-  if cfg.train.batch_size % (data * fsdp):
-    raise ValueError(f"config key train.batch_size={cfg.train.batch_size} must be a multiple of "
-                     f"{data * fsdp}, the mesh's data x fsdp devices that split each batch")
+  microbatches = cfg.train.get("microbatches", 1)
+  split = data * fsdp * microbatches
+  if cfg.train.batch_size % split:
+    raise ValueError(f"config key train.batch_size={cfg.train.batch_size} must be a multiple of {split}: "
+                     f"the mesh's {data * fsdp} data x fsdp devices split each of the "
+                     f"train.microbatches={microbatches} slices of a batch")
 
 
 def call_file(spec: str, function: str, what: str = "config file"):

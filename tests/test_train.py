@@ -1,11 +1,16 @@
 """Training: sharded equals single-device, resumed equals uninterrupted, and it learns."""
 
+import functools
+
 import jax
+import jax.numpy as jnp
 import pytest
 import numpy as np
+from flax import nnx
 
 from conftest import on_task
-from scratchpad.train import compile_options, input_pipeline, trainer
+from scratchpad.model import transformer
+from scratchpad.train import compile_options, input_pipeline, optim, trainer
 
 
 def _first_batches(cfg, n):
@@ -35,6 +40,26 @@ def test_sharded_train_step_equals_single_device(make_config):
   sharded_losses, sharded_params = _run_steps(sharded, batches)
   np.testing.assert_allclose(sharded_losses, single_losses, rtol=1e-5)
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), sharded_params, single_params)
+
+
+@pytest.mark.parametrize("microbatches, mesh", [(4, (1, 1, 1)), (2, (2, 2, 2))])
+def test_accumulated_microbatches_equal_the_whole_batch(make_config, microbatches, mesh):
+  # random_lines: ids drawn at random, for the whole batch, then sliced
+  cfg = make_config("scratchpad", train__batch_size=8, model__position_encoding="random_lines")
+  on_task(cfg, "addition_scratchpad_1to2")
+  batches = _first_batches(cfg, 3)
+  cfg.mesh.shape = mesh
+  devices = jax.devices()[:int(np.prod(mesh))]
+  whole = trainer.Setup(cfg, devices)
+  whole_losses, whole_params = _run_steps(whole, batches)
+  cfg.train.microbatches = microbatches
+  setup = trainer.Setup(cfg, devices)
+  scans = lambda m: str(jax.make_jaxpr(functools.partial(optim.train_step, setup.graphdef, setup.tx, microbatches=m))(
+      setup.abstract_state, batches[0])).count("scan[")
+  assert scans(microbatches) == scans(1) + 1  # the slices one at a time
+  losses, params = _run_steps(setup, batches)
+  np.testing.assert_allclose(losses, whole_losses, rtol=1e-5)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), params, whole_params)
 
 
 def test_resumed_run_continues_exactly(make_config, tmp_path):
@@ -81,3 +106,17 @@ def test_train_step_compiles_with_the_backends_options(make_config, monkeypatch)
     assert compile_options.train_step("cpu") == {}
   finally:
     compile_options._known.cache_clear()
+
+
+@pytest.mark.parametrize("spec", ["addition.py:paper,130m", "addition.py:paper,1b", "pause.py:StdPT,c4,130m",
+                                  "pause.py:PausePT,c4,1b", "pause.py:PausePT,c4,tiny"])
+def test_pod_recipes_compute_in_bfloat16_on_float32_parameters(spec):
+  from conftest import ROOT
+  from scratchpad import config as config_lib
+  cfg = config_lib.load_config_file(str(ROOT / "configs" / spec))
+  assert cfg.model.dtype == "bfloat16"
+  if spec.startswith("addition"):
+    params = nnx.state(nnx.eval_shape(lambda: transformer.Transformer(config_lib.model_config(cfg), nnx.Rngs(0))),
+                       nnx.Param)
+    assert {x.dtype for x in jax.tree.leaves(params)} == {jnp.dtype("float32")}
+  assert config_lib.load_config_file(str(ROOT / "configs" / "addition.py:paper")).model.dtype == "float32"

@@ -28,13 +28,23 @@ def make_optimizer(train_cfg) -> optax.GradientTransformation:
                   mask=decay_mask))
 
 
-def weighted_loss(logits_BxLxV, targets_BxL, weights_BxL):
-  """Mean cross-entropy over positions with weight (targets only), and token accuracy."""
+def weighted_loss(logits_BxLxV, targets_BxL, weights_BxL, total=None):
+  """Mean cross-entropy over positions with weight (targets only), and token accuracy.
+
+  `total` is the weight to divide by: by default this batch's; a microbatch divides by its
+  whole batch's, so that the microbatches' losses and gradients add up to the batch's."""
   ce_BxL = optax.softmax_cross_entropy_with_integer_labels(logits_BxLxV, targets_BxL)
   weights_BxL = weights_BxL.astype(jnp.float32)
-  total = jnp.maximum(weights_BxL.sum(), 1.0)
+  total = jnp.maximum(weights_BxL.sum(), 1.0) if total is None else total
   correct_BxL = (jnp.argmax(logits_BxLxV, -1) == targets_BxL).astype(jnp.float32)
   return (ce_BxL * weights_BxL).sum() / total, (correct_BxL * weights_BxL).sum() / total
+
+
+def microbatched(x_BxL, microbatches: int):
+  """[B, L] -> [M, B/M, L], microbatch m the rows m, m + M, ...: strided, so each device of a
+  batch sharded by rows holds a part of every microbatch."""
+  b, length = x_BxL.shape
+  return x_BxL.reshape(b // microbatches, microbatches, length).swapaxes(0, 1)
 
 
 def init_state(model_cfg: transformer.ModelConfig, tx: optax.GradientTransformation, seed: int):
@@ -52,20 +62,37 @@ def eval_step(graphdef, params, batch):
   return weighted_loss(logits_BxLxV, batch["decoder_target_tokens"], batch["decoder_loss_weights"])
 
 
-def train_step(graphdef, tx: optax.GradientTransformation, state, batch, seed: int = 0):
+def train_step(graphdef, tx: optax.GradientTransformation, state, batch, seed: int = 0, microbatches: int = 1):
   """One optimizer step on a batch of the model's features; returns the new state and metrics.
 
-  Randomized position ids are drawn from `seed` and the step, so a resumed run draws the same."""
+  Randomized position ids are drawn from `seed` and the step, so a resumed run draws the same.
+  With `microbatches` > 1 the gradient is accumulated over that many slices of the batch (one
+  at a time under `lax.scan`), equal to the whole batch's: ids are drawn for the whole batch and
+  every slice divides by the whole batch's weight."""
   key = jax.random.fold_in(jax.random.key(seed), state["step"])
+  model_cfg = nnx.merge(graphdef, state["params"]).cfg
+  features = {
+      "tokens": batch["decoder_input_tokens"], "segments": batch["decoder_segment_ids"],
+      "targets": batch["decoder_target_tokens"], "weights": batch["decoder_loss_weights"],
+      "ids": positions.training_ids(model_cfg, batch["decoder_input_tokens"], batch["decoder_positions"],
+                                    batch["decoder_segment_ids"], key)}
+  total = jnp.maximum(batch["decoder_loss_weights"].astype(jnp.float32).sum(), 1.0)
 
-  def loss_fn(params):
-    model = nnx.merge(graphdef, params)
-    position_ids_BxL = positions.training_ids(model.cfg, batch["decoder_input_tokens"], batch["decoder_positions"],
-                                              batch["decoder_segment_ids"], key)
-    logits_BxLxV, _ = model(batch["decoder_input_tokens"], position_ids_BxL, batch["decoder_segment_ids"])
-    return weighted_loss(logits_BxLxV, batch["decoder_target_tokens"], batch["decoder_loss_weights"])
+  def loss_fn(params, part):
+    logits_BxLxV, _ = nnx.merge(graphdef, params)(part["tokens"], part["ids"], part["segments"])
+    return weighted_loss(logits_BxLxV, part["targets"], part["weights"], total)
 
-  (loss, accuracy), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
+  grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+  if microbatches == 1:
+    (loss, accuracy), grads = grad_fn(state["params"], features)
+  else:
+    def accumulate(sums, part):
+      (loss, accuracy), grads = grad_fn(state["params"], part)
+      return jax.tree.map(jnp.add, sums, ((loss, accuracy), grads)), None
+
+    zeros = ((jnp.zeros(()), jnp.zeros(())), jax.tree.map(jnp.zeros_like, state["params"]))
+    parts = jax.tree.map(lambda x: microbatched(x, microbatches), features)
+    ((loss, accuracy), grads), _ = jax.lax.scan(accumulate, zeros, parts)
   updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
   new_state = {"step": state["step"] + 1, "params": optax.apply_updates(state["params"], updates),
                "opt_state": opt_state}

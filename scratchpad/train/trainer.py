@@ -57,7 +57,8 @@ class Setup:
   def train_step_fn(self):
     """The train step, jitted with explicit shardings, the state donated and the backend's
     `compile_options`."""
-    train_step = functools.partial(optim.train_step, self.graphdef, self.tx, seed=self.cfg.seed)
+    train_step = functools.partial(optim.train_step, self.graphdef, self.tx, seed=self.cfg.seed,
+                                   microbatches=self.cfg.train.get("microbatches", 1))
     rep = sharding.replicated(self.mesh)
     batch_shardings = {k: self.batch_sharding for k in input_pipeline.MODEL_FEATURES}
     return jax.jit(train_step, in_shardings=(self.state_shardings, batch_shardings),
