@@ -109,31 +109,10 @@ def load_line() -> str:
 
 # --------------------------------------------------------------------------- FLOPs
 
-def matmul_params(cfg: transformer.ModelConfig) -> int:
-  """Parameters used in matrix multiplies: per layer q, k, v, out (D x D each) and the MLP
-  (D x F twice), plus the untied output layer (D x V). The input embedding is a gather, and
-  norms are elementwise, so neither is counted."""
-  d = cfg.d_model
-  return cfg.num_layers * (4 * d * d + 2 * d * cfg.mlp_dim) + d * cfg.vocab_size
-
-
-def train_flops_per_token(cfg: transformer.ModelConfig, seq_len: int) -> float:
-  """Model FLOPs per trained token, PaLM's convention (Chowdhery et al. 2022, appendix B):
-
-      6 * N  +  12 * n_layers * d_model * T
-
-  N = `matmul_params` (2 FLOPs per multiply-add, x3 for forward + backward), and the
-  attention's two matmuls QK^T and PV over the full T x T score matrix, as PaLM counts (not
-  halved for the causal mask; above `attention.attention_block` the model skips the key
-  blocks the mask covers whole, so it computes less than this). Rematerialisation and
-  elementwise work (norms, softmax, GELU, RoPE, AdamW) are not counted: this is MFU, not HFU.
-  """
-  return 6 * matmul_params(cfg) + 12 * cfg.num_layers * cfg.d_model * seq_len
-
-
-def forward_flops_per_token(cfg: transformer.ModelConfig, context: int) -> float:
-  """Forward-only model FLOPs of one token attending to `context` keys (a third of the above)."""
-  return 2 * matmul_params(cfg) + 4 * cfg.num_layers * cfg.d_model * context
+# The architecture's FLOPs live with the model (the `compile` command counts them too).
+matmul_params = transformer.matmul_params
+train_flops_per_token = transformer.train_flops_per_token
+forward_flops_per_token = transformer.forward_flops_per_token
 
 
 # --------------------------------------------------------------------------- timing

@@ -55,8 +55,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   if pretraining:
     cfg.pauses.pretrain_fraction = PAUSE_FRACTION if name == "PausePT" else 0.0
     cfg.eval.splits = ()
-    if task == "c4":  # the paper's pod recipe: 2048-token sequences, computed in bfloat16
-      cfg.model.dtype = "bfloat16"
+    if task == "c4":  # the paper's pod recipe: 2048-token sequences, computed in bfloat16,
+      cfg.model.dtype = "bfloat16"  # parameters and optimizer state split over every chip (FSDP)
+      cfg.mesh.shape = (1, -1, 1)
       cfg.data.update(inputs_length=0, targets_length=2048)
       cfg.train.update(steps=100_000, batch_size=256, learning_rate=1e-3, warmup_steps=2000,
                        checkpoint_every=2000)

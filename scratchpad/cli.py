@@ -18,6 +18,9 @@ Commands:
             into WORKDIR/report.md with tables and PNG plots
   sizes     the model size presets: parameters, and with --compile the memory
             of a compiled training step on this machine
+  compile   will it fit: compile the config's train step ahead of time for
+            --devices=N (simulated host devices, or --topology=v5e:4x4 with libtpu)
+            and print per-device memory, FLOPs and tokens per step against --hbm_gib
   pause-study
             the pause-token study: pretrain a standard and a pause model, fine-tune
             the four variants on --tasks with --seeds seeds each, run the ablations,
@@ -54,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
   p = _Parser(prog="python -m scratchpad", description=__doc__.split("\n\n")[0],
               formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
   p.add_argument("command", choices=("train", "evaluate", "predict", "compare", "trace", "data", "sweep",
-                                     "report", "sizes", "pause-study"))
+                                     "report", "sizes", "pause-study", "compile"))
   p.add_argument("program", nargs="?", help="trace: the Python file to trace")
   p.add_argument("--config", help="FILE.py[:ARGS], e.g. configs/addition.py:scratchpad,tiny")
   p.add_argument("--workdir", help="where checkpoints, metrics and results live")
@@ -73,6 +76,9 @@ def _parser() -> argparse.ArgumentParser:
   p.add_argument("--commands", action="store_true", help="sweep: print each run's own command line, run nothing")
   p.add_argument("--only", default="", help="sweep: the runs to run, by name (comma list)")
   p.add_argument("--compile", action="store_true", help="sizes: also compile each preset's training step")
+  p.add_argument("--devices", type=int, default=0, help="compile: devices to compile for (default: the topology's)")
+  p.add_argument("--hbm_gib", type=float, default=16.0, help="compile: memory per device (default 16: a TPU v5e)")
+  p.add_argument("--topology", default="", help="compile: a TPU slice, e.g. v5e:4x4 (needs libtpu: .[tpu])")
   p.add_argument("--allow_weak_sandbox", action="store_true",
                  help="trace, data, train: where the OS cannot isolate programs (no user namespaces or "
                       "libseccomp), trace them anyway under the weaker guard, which every record names")
@@ -310,6 +316,12 @@ def _import_tensorflow_quietly() -> None:
 def run(argv: list[str]) -> None:
   rest, overrides = split_overrides(argv)
   args = _parser().parse_args(rest)
+  if args.command == "compile" and not args.topology:
+    if args.devices < 1:
+      raise UsageError("compile needs --devices=N (or --topology=NAME)")
+    # N host devices stand in for the accelerators; set before JAX starts its backends
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                               f" --xla_force_host_platform_device_count={args.devices}").strip()
   if args.command != "trace":
     from scratchpad.train import host_memory
     host_memory.keep()  # before JAX starts its backends
@@ -341,6 +353,14 @@ def run(argv: list[str]) -> None:
   if args.command == "sizes":
     from scratchpad import report
     print(report.sizes_table(compile_step=args.compile))
+    return
+  if args.command == "compile":
+    if not args.config:
+      raise UsageError("compile needs --config=FILE.py[:ARGS]")
+    from scratchpad import config as config_lib
+    from scratchpad.train import fit
+    cfg = config_lib.apply_overrides(config_lib.load_config_file(args.config), overrides)
+    print(fit.describe(fit.compile_report(cfg, args.devices, args.hbm_gib, args.topology)))
     return
   if args.program:
     raise UsageError(f"unexpected argument {args.program!r}")

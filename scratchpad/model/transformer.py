@@ -105,6 +105,33 @@ def param_count(cfg: ModelConfig) -> int:
   return 2 * cfg.vocab_size * d + cfg.num_layers * per_layer + d + learned
 
 
+def matmul_params(cfg: ModelConfig) -> int:
+  """Parameters used in matrix multiplies: per layer q, k, v, out (D x D each) and the MLP
+  (D x F twice), plus the untied output layer (D x V). The input embedding is a gather, and
+  norms are elementwise, so neither is counted."""
+  d = cfg.d_model
+  return cfg.num_layers * (4 * d * d + 2 * d * cfg.mlp_dim) + d * cfg.vocab_size
+
+
+def train_flops_per_token(cfg: ModelConfig, seq_len: int) -> float:
+  """Model FLOPs per trained token, PaLM's convention (Chowdhery et al. 2022, appendix B):
+
+      6 * N  +  12 * n_layers * d_model * T
+
+  N = `matmul_params` (2 FLOPs per multiply-add, x3 for forward + backward), and the
+  attention's two matmuls QK^T and PV over the full T x T score matrix, as PaLM counts (not
+  halved for the causal mask; above `attention.attention_block` the model skips the key
+  blocks the mask covers whole, so it computes less than this). Rematerialisation and
+  elementwise work (norms, softmax, GELU, RoPE, AdamW) are not counted: this is MFU, not HFU.
+  """
+  return 6 * matmul_params(cfg) + 12 * cfg.num_layers * cfg.d_model * seq_len
+
+
+def forward_flops_per_token(cfg: ModelConfig, context: int) -> float:
+  """Forward-only model FLOPs of one token attending to `context` keys (a third of the above)."""
+  return 2 * matmul_params(cfg) + 4 * cfg.num_layers * cfg.d_model * context
+
+
 class KVCache(NamedTuple):
   """Keys and values of each layer for S positions, and their segment ids.
 

@@ -27,9 +27,9 @@ from scratchpad.train.progress import Progress
 class Setup:
   """Everything a run derives from its config: model graph, optimizer, mesh, shardings."""
 
-  def __init__(self, cfg: ml_collections.ConfigDict, devices=None):
+  def __init__(self, cfg: ml_collections.ConfigDict, devices=None, model_cfg=None):
     self.cfg = cfg
-    self.model_cfg = config_lib.model_config(cfg)
+    self.model_cfg = model_cfg or config_lib.model_config(cfg)
     self.mesh = sharding.make_mesh(cfg.mesh.shape, devices)
     rules = [tuple(r) for r in cfg.mesh.rules]
     abstract_model = nnx.eval_shape(lambda: transformer.Transformer(self.model_cfg, nnx.Rngs(0)))
