@@ -76,6 +76,7 @@ def base_config(task: str, size: str, variant: dict[str, str]) -> ml_collections
   cfg.pretrained = ""  # fine-tuning configs: the pretraining train.init_from must be (StdPT | PausePT)
   cfg.mesh = ml_collections.ConfigDict(dict(
       shape=(-1, 1, 1),  # (data, fsdp, tensor); -1 takes the remaining devices
+      dcn_shape=(1, 1, 1),  # of the shape, the slices each axis spans (multi-slice TPU: e.g. (2, 1, 1))
       rules=(("batch", ("data", "fsdp")), ("embed", "fsdp"), ("vocab", "tensor"), ("heads", "tensor"),
              ("mlp", "tensor"), ("kv", None), ("norm", None), ("position", None))))
   return cfg

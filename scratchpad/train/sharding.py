@@ -14,6 +14,7 @@ from typing import Sequence
 import jax
 import numpy as np
 from flax import nnx
+from jax.experimental import mesh_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 MESH_AXES = ("data", "fsdp", "tensor")
@@ -36,14 +37,28 @@ def mesh_shape(shape: Sequence[int], num_devices: int) -> tuple[int, ...]:
   return tuple(num_devices // known if n == -1 else n for n in shape)
 
 
-def make_mesh(shape: Sequence[int], devices=None) -> Mesh:
-  """A (data, fsdp, tensor) mesh; one -1 entry takes the remaining devices."""
-  devices = np.asarray(jax.devices() if devices is None else devices)
+def make_mesh(shape: Sequence[int], devices=None, dcn_shape: Sequence[int] = (1, 1, 1)) -> Mesh:
+  """A (data, fsdp, tensor) mesh in the devices' physical order; one -1 entry takes the remaining
+  devices. `dcn_shape` says how many slices (multi-slice TPU, linked by the data-center network)
+  each axis spans: within a slice the devices follow the chips' torus (`mesh_utils`), across
+  slices the slow links carry that axis only (usually data)."""
+  devices = list(jax.devices() if devices is None else devices)
   try:
-    resolved = mesh_shape(shape, devices.size)
+    resolved = mesh_shape(shape, len(devices))
   except ValueError as e:
     raise ValueError(f"mesh shape {tuple(shape)} {e}") from None
-  return Mesh(devices.reshape(resolved), MESH_AXES)
+  dcn = tuple(dcn_shape)
+  if len(dcn) != len(MESH_AXES) or any(n < 1 or size % n for n, size in zip(dcn, resolved)):
+    raise ValueError(f"mesh dcn_shape {dcn} must have {len(MESH_AXES)} entries, each dividing the mesh "
+                     f"shape {resolved}")
+  if math.prod(dcn) == 1:
+    return Mesh(mesh_utils.create_device_mesh(resolved, devices, allow_split_physical_axes=True), MESH_AXES)
+  slices = {getattr(d, "slice_index", 0) for d in devices}
+  if len(slices) != math.prod(dcn):
+    raise ValueError(f"mesh dcn_shape {dcn} asks for {math.prod(dcn)} slices, but the devices form "
+                     f"{len(slices)}")
+  ici = tuple(size // n for size, n in zip(resolved, dcn))
+  return Mesh(mesh_utils.create_hybrid_device_mesh(ici, dcn, devices, allow_split_physical_axes=True), MESH_AXES)
 
 
 def logical_to_mesh_spec(logical_axes, rules, mesh: Mesh, shape) -> PartitionSpec:

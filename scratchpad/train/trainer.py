@@ -30,7 +30,7 @@ class Setup:
   def __init__(self, cfg: ml_collections.ConfigDict, devices=None, model_cfg=None):
     self.cfg = cfg
     self.model_cfg = model_cfg or config_lib.model_config(cfg)
-    self.mesh = sharding.make_mesh(cfg.mesh.shape, devices)
+    self.mesh = sharding.make_mesh(cfg.mesh.shape, devices, cfg.mesh.get("dcn_shape", (1, 1, 1)))
     rules = [tuple(r) for r in cfg.mesh.rules]
     abstract_model = nnx.eval_shape(lambda: transformer.Transformer(self.model_cfg, nnx.Rngs(0)))
     self.graphdef, abstract_params = nnx.split(abstract_model, nnx.Param)
