@@ -137,8 +137,11 @@ class Preemption:
   """SIGTERM (how pods and schedulers preempt a job) asks the loop to stop after its step.
 
   The loop then saves that step and returns cleanly; rerunning the same command
-  resumes from it. Only the main thread can own a signal handler: elsewhere
-  (a notebook's worker thread) SIGTERM keeps its default.
+  resumes from it. One process catches SIGTERM itself (only the main thread can own a
+  signal handler: elsewhere, a notebook's worker thread, SIGTERM keeps its default).
+  Several processes use JAX's own mechanism: the coordination service's SIGTERM notifier
+  and its preemption sync point, which agree on one step for every process and exchange
+  nothing until a process is preempted (no per-step host sync).
   """
 
   def __init__(self):
@@ -149,15 +152,15 @@ class Preemption:
     del signum, frame
     self.requested = True
 
-  def agreed(self) -> bool:
-    """Whether any process was asked to stop: all processes then stop at the same step."""
+  def agreed(self, step: int) -> bool:
+    """Whether to stop after `step`: every process stops at the same one."""
     if jax.process_count() == 1:
       return self.requested
     from jax.experimental import multihost_utils
-    return bool(np.any(multihost_utils.process_allgather(np.array(self.requested))))
+    return multihost_utils.reached_preemption_sync_point(step)
 
   def __enter__(self):
-    if threading.current_thread() is threading.main_thread():
+    if jax.process_count() == 1 and threading.current_thread() is threading.main_thread():
       self._previous = signal.signal(signal.SIGTERM, self._handle)
     return self
 
@@ -283,7 +286,7 @@ def _train(cfg, workdir, task, setup, mngr, stop_after, fallback, answer_accurac
         state, metrics = train_step(state, next(batches))
         done = step + 1
         pending.append((done, metrics))  # fetched only when logged or saved, so dispatch runs ahead
-        preempted = preemption.agreed()
+        preempted = preemption.agreed(done)
         stop = done == end or preempted
         if stop or done % cfg.train.log_every == 0 or mngr.should_save(done):
           check_finite(pending, last_good, mngr.directory)  # never save or log past a NaN
