@@ -3,13 +3,19 @@
 Each JAX process reads shard `process_index` of `process_count` through seqio,
 packs with the decoder-only feature converter (loss on targets only) and
 batches its part of the global batch; `jax.make_array_from_process_local_data`
-joins the parts into one global array sharded over the batch axes. Resuming
-at step n skips the first n batches of the same seeded pipeline, so a resumed
-run sees exactly the batches an uninterrupted one would.
+joins the parts into one global array sharded over the batch axes. Each
+process saves its tf.data iterator with every checkpoint (WORKDIR/data_state,
+as T5X does), so a run resumed at step n restores the pipeline's position and
+reads none of the n batches again. Where there is no saved position (a source
+tf.data cannot checkpoint, `from_generator`; a workdir from before this; a crash
+between the model's checkpoint and the pipeline's) it skips the first n batches
+of the same seeded pipeline instead: slower, the same batches.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 from typing import Iterator
 
 import jax
@@ -59,7 +65,8 @@ def host_dataset(task: str, data_cfg, local_batch_size: int, seed: int, start_st
       seqio.DecoderFeatureConverter(pack=data_cfg.pack, loss_on_targets_only=True),
       dataset_split=split, shuffle=True, num_epochs=None, seed=seed,
       shard_info=seqio.ShardInfo(index, count), verbose=False)
-  return ds.batch(local_batch_size, drop_remainder=True).skip(start_step).prefetch(2)
+  ds = ds.batch(local_batch_size, drop_remainder=True)
+  return (ds.skip(start_step) if start_step else ds).prefetch(2)
 
 
 def with_packing_features(batch: dict[str, np.ndarray], pause_id: int | None = None) -> dict[str, np.ndarray]:
@@ -77,12 +84,81 @@ def with_packing_features(batch: dict[str, np.ndarray], pause_id: int | None = N
   return {k: batch[k] for k in MODEL_FEATURES}
 
 
+DATA_STATE_DIR = "data_state"  # in the workdir: STEP/process_I_of_N, each process's tf.data iterator
+
+
+def data_state_path(workdir: str, step: int) -> str:
+  return os.path.join(workdir, DATA_STATE_DIR, str(step), f"process_{jax.process_index()}_of_{jax.process_count()}")
+
+
+class Batches:
+  """Global training batches, whose position in the pipeline can be saved and restored."""
+
+  def __init__(self, task: str, data_cfg, global_batch_size: int, seed: int, sharding, split: str = "train",
+               workdir: str | None = None, start_step: int = 0):
+    if global_batch_size % jax.process_count():
+      raise ValueError(f"train.batch_size={global_batch_size} is not divisible by {jax.process_count()} processes")
+    self.sharding, self.saveable = sharding, True
+    self.pause_id = getattr(seqio.get_mixture_or_task(task).output_features["targets"].vocabulary, "pause_id", None)
+    local = global_batch_size // jax.process_count()
+    saved = self._saved_state(workdir, start_step) if workdir and start_step else None
+    self.resumed = "restored" if saved else ("replayed" if start_step else "new")
+    self._iterator = iter(host_dataset(task, data_cfg, local, seed, 0 if saved else start_step, split))
+    if saved:
+      self._checkpoint().read(saved).assert_consumed()
+
+  @staticmethod
+  def _saved_state(workdir: str, step: int) -> str | None:
+    """The iterator saved at `step` by this process, if any; refuses one saved by another
+    number of processes (their shards differ: the data would not be the run's)."""
+    path = data_state_path(workdir, step)
+    if os.path.isdir(path):
+      return os.path.join(path, "iterator")
+    step_dir = os.path.dirname(path)
+    others = sorted(os.listdir(step_dir)) if os.path.isdir(step_dir) else []
+    if others:
+      raise ValueError(f"{workdir}: the data position of step {step} was saved by {others[0].rsplit('_of_', 1)[-1]} "
+                       f"processes, and this run has {jax.process_count()}: resume with as many")
+    return None
+
+  def _checkpoint(self):
+    import tensorflow as tf
+    return tf.train.Checkpoint(iterator=self._iterator)
+
+  def __iter__(self):
+    return self
+
+  def __next__(self) -> dict[str, jax.Array]:
+    batch = {k: v.numpy() for k, v in next(self._iterator).items()}
+    return {k: jax.make_array_from_process_local_data(self.sharding, v)
+            for k, v in with_packing_features(batch, self.pause_id).items()}
+
+  def save(self, workdir: str, step: int, keep_steps) -> None:
+    """Saves this process's position after `step` batches (written whole, then renamed), and
+    drops the positions of steps not in `keep_steps` (the checkpoints kept)."""
+    if not self.saveable:
+      return
+    path = data_state_path(workdir, step)
+    shutil.rmtree(path + ".tmp", ignore_errors=True)
+    try:
+      self._checkpoint().write(os.path.join(path + ".tmp", "iterator"))
+    except Exception as e:  # noqa: BLE001 - tf.data cannot save some sources (from_generator)
+      self.saveable = False
+      print(f"the data position is not saved ({type(e).__name__}: {str(e).splitlines()[0][:120]}); "
+            "a resumed run replays its batches instead", flush=True)
+      shutil.rmtree(path + ".tmp", ignore_errors=True)
+      return
+    shutil.rmtree(path, ignore_errors=True)
+    os.replace(path + ".tmp", path)
+    root = os.path.join(workdir, DATA_STATE_DIR)
+    for name in os.listdir(root):
+      if name.isdigit() and int(name) not in set(keep_steps) | {step}:
+        shutil.rmtree(os.path.join(root, name, os.path.basename(path)), ignore_errors=True)
+        if not os.listdir(os.path.join(root, name)):
+          os.rmdir(os.path.join(root, name))
+
+
 def global_batches(task: str, data_cfg, global_batch_size: int, seed: int, sharding,
                    start_step: int = 0, split: str = "train") -> Iterator[dict[str, jax.Array]]:
-  if global_batch_size % jax.process_count():
-    raise ValueError(f"train.batch_size={global_batch_size} is not divisible by {jax.process_count()} processes")
-  local = global_batch_size // jax.process_count()
-  pause_id = getattr(seqio.get_mixture_or_task(task).output_features["targets"].vocabulary, "pause_id", None)
-  for batch in host_dataset(task, data_cfg, local, seed, start_step, split).as_numpy_iterator():
-    yield {k: jax.make_array_from_process_local_data(sharding, v)
-           for k, v in with_packing_features(batch, pause_id).items()}
+  """Global batches from the start, or from `start_step` by skipping (no saved position)."""
+  return Batches(task, data_cfg, global_batch_size, seed, sharding, split, start_step=start_step)

@@ -269,8 +269,10 @@ def _train(cfg, workdir, task, setup, mngr, stop_after, fallback, answer_accurac
     print(f"{workdir}: already trained to step {start} of {cfg.train.steps}")
     return state, []
   train_step = setup.train_step_fn()
-  batches = input_pipeline.global_batches(task, cfg.data, cfg.train.batch_size, cfg.seed,
-                                          setup.batch_sharding, start_step=start)
+  batches = input_pipeline.Batches(task, cfg.data, cfg.train.batch_size, cfg.seed, setup.batch_sharding,
+                                   workdir=workdir, start_step=start)
+  if batches.resumed == "replayed":
+    print(f"{workdir}: no saved data position for step {start}: replaying {start} batches", flush=True)
   validation = Validation(cfg, task, setup, answer_accuracy) if cfg.eval.get("every") else None
   writer = MetricsWriter(workdir)
   end = cfg.train.steps if stop_after is None else min(cfg.train.steps, start + stop_after)
@@ -301,6 +303,7 @@ def _train(cfg, workdir, task, setup, mngr, stop_after, fallback, answer_accurac
             history[-1].update(validated)
         if checkpoints.save(mngr, done, state, force=stop):
           last_good = done
+          batches.save(workdir, done, mngr.all_steps())
         if preempted:
           mngr.wait_until_finished()
           raise Preempted(f"preempted (SIGTERM): saved step {done} of {cfg.train.steps} in {workdir}; "
