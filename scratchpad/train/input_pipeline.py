@@ -154,8 +154,10 @@ class Batches:
     for name in os.listdir(root):
       if name.isdigit() and int(name) not in set(keep_steps) | {step}:
         shutil.rmtree(os.path.join(root, name, os.path.basename(path)), ignore_errors=True)
-        if not os.listdir(os.path.join(root, name)):
-          os.rmdir(os.path.join(root, name))
+        try:
+          os.rmdir(os.path.join(root, name))  # once every process has dropped its own
+        except OSError:
+          pass
 
 
 def global_batches(task: str, data_cfg, global_batch_size: int, seed: int, sharding,
