@@ -75,12 +75,18 @@ def test_two_processes_train_and_evaluate_like_one_and_one_restores_their_checkp
                jax.device_get(restored["params"]), jax.device_get(state["params"]))
 
   # The two processes evaluate their checkpoint together; one process decodes the same text.
-  finish(start_processes(tmp_path / "two", "--config.eval.max_examples=16", command="evaluate"))
+  outs = finish(start_processes(tmp_path / "two", "--config.eval.max_examples=16", command="evaluate"))
+  for i, out in enumerate(outs):  # each process decoded half of each split
+    assert out.count(f"process {i}: decoding 8 of 16 examples") == 2, out[-2000:]
   two = {split: (tmp_path / "two" / "predictions" / f"{split}.jsonl").read_text() for split in ("test", "ood")}
   cfg.eval.max_examples = 16
   evaluator.evaluate(cfg, str(tmp_path / "one"), setup.graphdef, restored["params"])
+  one = evaluator.read_json(evaluator.results_path(str(tmp_path / "one")))
   for split, text in two.items():
     assert text.count("\n") == 16 and text == (tmp_path / "one" / "predictions" / f"{split}.jsonl").read_text()
+    two_metrics = evaluator.read_json(evaluator.results_path(str(tmp_path / "two")))[split]
+    assert {k: v for k, v in two_metrics.items() if k != "decode_seconds"} == {
+        k: v for k, v in one[split].items() if k != "decode_seconds"}
 
 
 @pytest.mark.faults

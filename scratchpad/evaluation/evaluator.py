@@ -13,6 +13,7 @@ import time
 import jax
 import numpy as np
 import seqio
+from jax.experimental import multihost_utils
 
 from scratchpad import config as config_lib
 from scratchpad.evaluation import run_record
@@ -53,23 +54,55 @@ def generate(graphdef, params, prompts: list[list[int]], prompt_length: int, max
              batch_size: int, vocabulary: seqio.Vocabulary = VOCABULARY) -> list[str]:
   """Greedy completions of `prompts`, as text up to (not including) eos.
 
-  Every batch has the same shape (the last is padded), so decoding compiles once.
-  Prompts are batched by length, so a batch's rows tend to finish together and
-  the decode loop stops early.
+  With several processes each decodes its own shard (`process_shards`): a global batch is
+  every process's rows side by side, decoded as one sharded program, and every process then
+  reads all the completions. Every batch has the same shape (the last is padded), so
+  decoding compiles once; rows go in order of length, so a batch's rows tend to finish
+  together and the decode loop stops early.
   """
-  order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+  processes = jax.process_count()
+  local_batch = -(-batch_size // processes)
+  if processes > 1:  # each of this process's devices decodes as many rows
+    local_batch = -(-local_batch // jax.local_device_count()) * jax.local_device_count()
+  shards = process_shards(prompts, processes)
+  if processes > 1:
+    print(f"process {jax.process_index()}: decoding {len(shards[jax.process_index()])} of {len(prompts)} "
+          "examples", flush=True)
+  num_batches = -(-max(map(len, shards)) // local_batch)
   texts = [""] * len(prompts)
-  for start in range(0, len(prompts), batch_size):
-    rows = order[start:start + batch_size]
-    chunk = [prompts[i] for i in rows]
-    padded = chunk + [chunk[-1]] * (batch_size - len(chunk))
-    tokens, segment_ids = left_pad(padded, prompt_length)
-    out_BxT = np.asarray(decode.greedy_decode(graphdef, params, tokens, segment_ids,
-                                              max_new_tokens=max_new_tokens, eos_id=EOS_ID))
-    for i, row in zip(rows, out_BxT):
-      ids = row.tolist()
-      texts[i] = vocabulary.decode(ids[:ids.index(EOS_ID)] if EOS_ID in ids else ids)
+  for b in range(num_batches):
+    rows = [shard[b * local_batch:(b + 1) * local_batch] for shard in shards]  # every process's
+    tokens, segment_ids = left_pad(_padded([prompts[i] for i in rows[jax.process_index()]], local_batch),
+                                   prompt_length)
+    if processes > 1:
+      tokens, segment_ids = (_global_rows(x) for x in (tokens, segment_ids))
+    out_BxT = decode.greedy_decode(graphdef, params, tokens, segment_ids,
+                                   max_new_tokens=max_new_tokens, eos_id=EOS_ID)
+    out_BxT = np.asarray(multihost_utils.process_allgather(out_BxT, tiled=True) if processes > 1 else out_BxT)
+    for p, shard_rows in enumerate(rows):
+      for i, row in zip(shard_rows, out_BxT[p * local_batch:(p + 1) * local_batch]):
+        ids = row.tolist()
+        texts[i] = vocabulary.decode(ids[:ids.index(EOS_ID)] if EOS_ID in ids else ids)
   return texts
+
+
+def process_shards(prompts: list[list[int]], processes: int) -> list[list[int]]:
+  """Each process's prompt indices: every `processes`-th of them in order of length, so the
+  shards are equal in size and in the lengths they decode."""
+  order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+  return [order[p::processes] for p in range(processes)]
+
+
+def _padded(rows: list[list[int]], size: int) -> list[list[int]]:
+  """`size` prompts: a short (or empty) last batch repeats a prompt; the repeats are dropped."""
+  return rows + [rows[-1] if rows else [PAD_ID]] * (size - len(rows))
+
+
+def _global_rows(local_BxL: np.ndarray) -> jax.Array:
+  """Every process's rows of a batch as one array, split over all devices by rows."""
+  mesh = jax.sharding.Mesh(np.asarray(jax.devices()), ("rows",))
+  return jax.make_array_from_process_local_data(
+      jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("rows")), local_BxL)
 
 
 def evaluate_split(task_name: str, split: str, graphdef, params, batch_size: int, max_examples: int = 0,
@@ -153,7 +186,7 @@ def evaluate(cfg, workdir: str, graphdef, params, num_pauses: int | None = None,
   task = config_lib.eval_task(cfg, num_pauses)
   max_new_tokens = decode_limit(cfg, task)
   results = {}
-  writer = jax.process_index() == 0  # every process decodes every example; one writes
+  writer = jax.process_index() == 0  # each process decodes its shard; every one scores all; one writes
   if writer:
     os.makedirs(os.path.join(workdir, "predictions"), exist_ok=True)
   for split in cfg.eval.splits:
