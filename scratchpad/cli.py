@@ -162,7 +162,7 @@ def compare(args, overrides) -> None:
   """The main job: each format trained and evaluated, one table at the end."""
   from scratchpad import config as config_lib
   from scratchpad import report
-  from scratchpad.evaluation.evaluator import write_json, write_text
+  from scratchpad.files import write_json, write_text
   from scratchpad.tasks import get_task_info
   spec_path, _, spec_args = args.config.partition(":")
   formats = [f for f in args.formats.split(",") if f]
@@ -275,7 +275,6 @@ def pause_study(args, overrides) -> None:
   from scratchpad import config as config_lib
   from scratchpad import pause_study as study_lib
   from scratchpad import report
-  from scratchpad.evaluation import evaluator
   path, _, arg = args.config.partition(":")
   variant = config_lib.parse_variant(arg, {"size": tuple(config_lib.SIZES), "corpus": ("text", "c4")},
                                      {"size": "tiny", "corpus": "text"}, f"pause-study {path}")
@@ -292,9 +291,10 @@ def pause_study(args, overrides) -> None:
   # Runs of one task share shapes: compiled steps are reused from disk across seeds.
   jax.config.update("jax_compilation_cache_dir", os.path.join(os.path.abspath(args.workdir), "jax_cache"))
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+  from scratchpad import files
   study = study_lib.run_study(pretraining, finetuning, args.workdir)
   text = report.pause_study_report(study["records"], args.workdir, study["minutes"])
-  evaluator.write_text(os.path.join(args.workdir, "study.md"), text + "\n")
+  files.write_text(os.path.join(args.workdir, "study.md"), text + "\n")
   print("\n" + text)
 
 

@@ -8,10 +8,10 @@ import importlib.util
 import json
 import os
 
-import jax
 import ml_collections
 import seqio
 
+from scratchpad import files
 from scratchpad.model import attention, positions, transformer
 from scratchpad.tasks import VOCABULARY, get_task_info
 from scratchpad.train import sharding
@@ -299,11 +299,8 @@ def eval_task(cfg: ml_collections.ConfigDict, num_pauses: int | None = None) -> 
 def save_config(cfg: ml_collections.ConfigDict, workdir: str) -> None:
   """Writes WORKDIR/config.json once; a workdir keeps the config it was made with."""
   path = os.path.join(workdir, CONFIG_FILE)
-  if jax.process_index() == 0 and not os.path.exists(path):  # one writer on a shared disk
-    os.makedirs(workdir, exist_ok=True)
-    with open(path + ".tmp", "w") as f:
-      f.write(cfg.to_json(indent=2))
-    os.replace(path + ".tmp", path)
+  if not os.path.exists(path):
+    files.write_text(path, cfg.to_json(indent=2))
 
 
 def record_attention(cfg: ml_collections.ConfigDict, workdir: str) -> None:

@@ -17,7 +17,7 @@ import os
 import time
 
 from scratchpad import config as config_lib
-from scratchpad.evaluation import evaluator
+from scratchpad import files
 from scratchpad.sweep import Run, execute
 
 VARIANTS = config_lib.PAUSE_VARIANTS
@@ -85,7 +85,7 @@ def run_study(pretraining: dict[str, Run], finetuning: list[Run], workdir: str, 
   `minutes` add up every call's, so a resumed study reports its whole time."""
   os.makedirs(workdir, exist_ok=True)
   path = os.path.join(workdir, STUDY_FILE)
-  earlier = evaluator.read_json(path)["minutes"] if os.path.exists(path) else 0.0
+  earlier = files.read_json(path)["minutes"] if os.path.exists(path) else 0.0
   t0 = time.perf_counter()
   all_runs = list(pretraining.values()) + finetuning
   records = []
@@ -102,5 +102,5 @@ def run_study(pretraining: dict[str, Run], finetuning: list[Run], workdir: str, 
       records.append({"task": task, "group": group, "seed": int(seed), "m_inf": m_inf,
                       "metric": metric, "value": value, "by_length": by_length, "workdir": run.workdir})
     study = {"records": records, "minutes": earlier + (time.perf_counter() - t0) / 60}
-    evaluator.write_json(path, study)
+    files.write_json(path, study)
   return study

@@ -8,7 +8,8 @@ import os
 import statistics
 
 from scratchpad import config as config_lib
-from scratchpad.evaluation import evaluator, run_record
+from scratchpad import files
+from scratchpad.evaluation import run_record
 from scratchpad.markdown import markdown_table
 from scratchpad.model import transformer
 
@@ -82,7 +83,7 @@ def plot_by_count(results_by_run: dict, breakdown, path: str, title: str = "") -
   ax.grid(alpha=0.3)
   ax.legend(fontsize="small")
   fig.tight_layout()
-  fig.savefig(path, dpi=120)
+  files.write_figure(path, fig)
   plt.close(fig)
 
 
@@ -237,21 +238,22 @@ def gather(workdir: str) -> list[dict]:
   pause study; else its task, variant and seed), parameters, headline metric and value."""
   from scratchpad.tasks import get_task_info
   records = []
-  for root, dirs, files in os.walk(workdir):
-    dirs[:] = sorted(d for d in dirs if d not in ("checkpoints", "damaged_checkpoints", "predictions", "tensorboard"))
-    results_files = sorted(f for f in files if f.startswith("results") and f.endswith(".json"))
-    if config_lib.CONFIG_FILE not in files or not results_files:
+  for root, dirs, names in os.walk(workdir):
+    dirs[:] = sorted(d for d in dirs if d not in ("checkpoints", "damaged_checkpoints", "predictions", "tensorboard",
+                                                 "data_state"))
+    results_files = sorted(f for f in names if f.startswith("results") and f.endswith(".json"))
+    if config_lib.CONFIG_FILE not in names or not results_files:
       continue
     cfg = config_lib.load_config(root)
     labels = {"task": cfg.task, "variant": cfg.variant, "seed": str(cfg.seed)}
-    if RUN_FILE in files:
-      labels = evaluator.read_json(os.path.join(root, RUN_FILE))["labels"]
+    if RUN_FILE in names:
+      labels = files.read_json(os.path.join(root, RUN_FILE))["labels"]
     params = transformer.param_count(config_lib.model_config(cfg))
     metric = get_task_info(cfg.task).headline_metric
     for name in results_files:
       suffix = name[len("results"):-len(".json")]
       m_inf = int(suffix.removeprefix("_minf")) if suffix.startswith("_minf") else None
-      for split, metrics in run_record.splits(evaluator.read_json(os.path.join(root, name))).items():
+      for split, metrics in run_record.splits(files.read_json(os.path.join(root, name))).items():
         records.append({"labels": labels, "run": os.path.relpath(root, workdir), "params": params, "task": cfg.task,
                         "split": split, "m_inf": m_inf, "metric": metric, "value": metrics.get(metric),
                         "metrics": metrics})
@@ -308,7 +310,7 @@ def plot_scaling(facets: dict[str, list[dict]], path: str) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5))
   fig.tight_layout()
-  fig.savefig(path, dpi=120)
+  files.write_figure(path, fig)
   plt.close(fig)
 
 
@@ -328,7 +330,7 @@ def plot_pause_variants(records: list[dict], path: str) -> None:
   ax.legend(fontsize="small")
   ax.grid(axis="y", alpha=0.3)
   fig.tight_layout()
-  fig.savefig(path, dpi=120)
+  files.write_figure(path, fig)
   plt.close(fig)
 
 
@@ -350,7 +352,7 @@ def plot_pause_counts(records: list[dict], path: str, m_ft: int = 10) -> None:
   ax.legend(fontsize="small")
   ax.grid(alpha=0.3)
   fig.tight_layout()
-  fig.savefig(path, dpi=120)
+  files.write_figure(path, fig)
   plt.close(fig)
 
 
@@ -420,5 +422,5 @@ def write_report(workdir: str) -> str:
   sections += _by_count_sections(by_task, workdir)
   sections.append(f"## Every run\n\n{results_table(by_run)}")
   text = f"# Report: {workdir}\n\n" + "\n\n".join(sections) + "\n"
-  evaluator.write_text(os.path.join(workdir, REPORT_FILE), text)
+  files.write_text(os.path.join(workdir, REPORT_FILE), text)
   return text

@@ -28,6 +28,7 @@ import jax
 import ml_collections
 
 from scratchpad import config as config_lib
+from scratchpad import files
 from scratchpad import report
 from scratchpad.evaluation import evaluator
 
@@ -114,10 +115,10 @@ def execute(run: Run, cfg: ml_collections.ConfigDict | None = None):
   cfg = cfg or run.config()
   names = evaluations(run)
   if cfg.eval.splits and is_done(run):
-    return cfg, {n: evaluator.read_json(evaluator.results_path(run.workdir, n)) for n in names}
+    return cfg, {n: files.read_json(evaluator.results_path(run.workdir, n)) for n in names}
   state, _ = trainer.train(cfg, run.workdir)
   if jax.process_index() == 0:
-    evaluator.write_json(os.path.join(run.workdir, report.RUN_FILE),
+    files.write_json(os.path.join(run.workdir, report.RUN_FILE),
                          {"labels": dict(run.labels), "spec": run.spec, "overrides": dict(run.overrides)})
   if not cfg.eval.splits:
     return cfg, {}

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, TRAIN_CONFIG, TRAIN_TINY, train_cli_config
+from scratchpad import files
 from scratchpad.evaluation import evaluator
 from scratchpad.train import checkpoints, input_pipeline, trainer
 
@@ -81,10 +82,10 @@ def test_two_processes_train_and_evaluate_like_one_and_one_restores_their_checkp
   two = {split: (tmp_path / "two" / "predictions" / f"{split}.jsonl").read_text() for split in ("test", "ood")}
   cfg.eval.max_examples = 16
   evaluator.evaluate(cfg, str(tmp_path / "one"), setup.graphdef, restored["params"])
-  one = evaluator.read_json(evaluator.results_path(str(tmp_path / "one")))
+  one = files.read_json(evaluator.results_path(str(tmp_path / "one")))
   for split, text in two.items():
     assert text.count("\n") == 16 and text == (tmp_path / "one" / "predictions" / f"{split}.jsonl").read_text()
-    two_metrics = evaluator.read_json(evaluator.results_path(str(tmp_path / "two")))[split]
+    two_metrics = files.read_json(evaluator.results_path(str(tmp_path / "two")))[split]
     assert {k: v for k, v in two_metrics.items() if k != "decode_seconds"} == {
         k: v for k, v in one[split].items() if k != "decode_seconds"}
 

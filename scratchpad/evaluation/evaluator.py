@@ -16,6 +16,7 @@ import seqio
 from jax.experimental import multihost_utils
 
 from scratchpad import config as config_lib
+from scratchpad import files
 from scratchpad.evaluation import run_record
 from scratchpad.model import decode
 from scratchpad.tasks import VOCABULARY, get_task_info
@@ -148,22 +149,6 @@ def accuracy_by_count(info, inputs: list[str], targets: list[str], predictions: 
   return {str(n): 100.0 * sum(right[n]) / len(right[n]) for n in sorted(right)}
 
 
-def write_text(path: str, text: str) -> None:
-  """Writes atomically: a crash never leaves a half-written results file."""
-  with open(path + ".tmp", "w") as f:
-    f.write(text)
-  os.replace(path + ".tmp", path)
-
-
-def write_json(path: str, obj) -> None:
-  write_text(path, json.dumps(obj, indent=2))
-
-
-def read_json(path: str):
-  with open(path) as f:
-    return json.load(f)
-
-
 def results_path(workdir: str, name: str = "results") -> str:
   """Where `evaluate(..., name=name)` writes its metrics: WORKDIR/NAME.json."""
   return os.path.join(workdir, f"{name}.json")
@@ -186,20 +171,15 @@ def evaluate(cfg, workdir: str, graphdef, params, num_pauses: int | None = None,
   task = config_lib.eval_task(cfg, num_pauses)
   max_new_tokens = decode_limit(cfg, task)
   results = {}
-  writer = jax.process_index() == 0  # each process decodes its shard; every one scores all; one writes
-  if writer:
-    os.makedirs(os.path.join(workdir, "predictions"), exist_ok=True)
   for split in cfg.eval.splits:
     metrics, records = evaluate_split(task, split, graphdef, params, cfg.eval.batch_size,
                                       cfg.eval.max_examples, max_new_tokens)
     results[split] = metrics
     prefix = "" if name == "results" else f"{name}_"
-    if writer:
-      with open(os.path.join(workdir, "predictions", f"{prefix}{split}.jsonl"), "w") as f:
-        f.writelines(json.dumps(r) + "\n" for r in records)
+    files.write_text(os.path.join(workdir, "predictions", f"{prefix}{split}.jsonl"),
+                     "".join(json.dumps(r) + "\n" for r in records))  # each process decodes a shard, one writes
   results[run_record.RUN_KEY] = run_record.record(workdir, time.perf_counter() - t0)
-  if writer:
-    write_json(results_path(workdir, name), results)
+  files.write_json(results_path(workdir, name), results)
   return results
 
 

@@ -18,6 +18,7 @@ import tensorboardX
 from flax import nnx
 
 from scratchpad import config as config_lib
+from scratchpad import files
 from scratchpad.model import transformer
 from scratchpad.tasks import get_task_info
 from scratchpad.train import checkpoints, compile_options, input_pipeline, optim, sharding
@@ -88,10 +89,7 @@ def add_training_record(workdir: str, steps: int, seconds: float, tokens: int) -
       record.update(json.load(f))
   record = {"steps": steps, "seconds": round(record["seconds"] + seconds, 1), "tokens": record["tokens"] + tokens,
             "sessions": record["sessions"] + 1}
-  if jax.process_index() == 0:
-    with open(path + ".tmp", "w") as f:
-      json.dump(record, f)
-    os.replace(path + ".tmp", path)
+  files.write_json(path, record, indent=None)
   return record
 
 
