@@ -21,6 +21,7 @@ from typing import Iterator
 import jax
 import numpy as np
 import seqio
+import tensorflow as tf
 
 import scratchpad.tasks.registry  # noqa: F401  (registers the Tasks)
 
@@ -66,7 +67,12 @@ def host_dataset(task: str, data_cfg, local_batch_size: int, seed: int, start_st
       dataset_split=split, shuffle=True, num_epochs=None, seed=seed,
       shard_info=seqio.ShardInfo(index, count), verbose=False)
   ds = ds.batch(local_batch_size, drop_remainder=True)
-  return (ds.skip(start_step) if start_step else ds).prefetch(2)
+  ds = (ds.skip(start_step) if start_step else ds).prefetch(2)
+  # The pipeline's only external state is its vocabularies' lookup tables, which never change: an
+  # iterator that leaves them out of its checkpoint restores exactly (Batches.save).
+  options = tf.data.Options()
+  options.experimental_external_state_policy = tf.data.experimental.ExternalStatePolicy.IGNORE
+  return ds.with_options(options)
 
 
 def with_packing_features(batch: dict[str, np.ndarray], pause_id: int | None = None) -> dict[str, np.ndarray]:
@@ -122,7 +128,6 @@ class Batches:
     return None
 
   def _checkpoint(self):
-    import tensorflow as tf
     return tf.train.Checkpoint(iterator=self._iterator)
 
   def __iter__(self):
@@ -147,6 +152,7 @@ class Batches:
       print(f"the data position is not saved ({type(e).__name__}: {str(e).splitlines()[0][:120]}); "
             "a resumed run replays its batches instead", flush=True)
       shutil.rmtree(path + ".tmp", ignore_errors=True)
+      _remove_if_empty(os.path.dirname(path))
       return
     shutil.rmtree(path, ignore_errors=True)
     os.replace(path + ".tmp", path)
@@ -154,10 +160,14 @@ class Batches:
     for name in os.listdir(root):
       if name.isdigit() and int(name) not in set(keep_steps) | {step}:
         shutil.rmtree(os.path.join(root, name, os.path.basename(path)), ignore_errors=True)
-        try:
-          os.rmdir(os.path.join(root, name))  # once every process has dropped its own
-        except OSError:
-          pass
+        _remove_if_empty(os.path.join(root, name))  # once every process has dropped its own
+
+
+def _remove_if_empty(directory: str) -> None:
+  try:
+    os.rmdir(directory)
+  except OSError:  # not empty (another process's position), or gone
+    pass
 
 
 def global_batches(task: str, data_cfg, global_batch_size: int, seed: int, sharding,
