@@ -273,6 +273,7 @@ def pause_study(args, overrides) -> None:
   """Plans every run of the study, checks each config, then runs what is not done yet."""
   import jax
   from scratchpad import config as config_lib
+  from scratchpad import files
   from scratchpad import pause_study as study_lib
   from scratchpad import report
   path, _, arg = args.config.partition(":")
@@ -291,7 +292,6 @@ def pause_study(args, overrides) -> None:
   # Runs of one task share shapes: compiled steps are reused from disk across seeds.
   jax.config.update("jax_compilation_cache_dir", os.path.join(os.path.abspath(args.workdir), "jax_cache"))
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
-  from scratchpad import files
   study = study_lib.run_study(pretraining, finetuning, args.workdir)
   text = report.pause_study_report(study["records"], args.workdir, study["minutes"])
   files.write_text(os.path.join(args.workdir, "study.md"), text + "\n")

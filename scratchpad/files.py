@@ -21,14 +21,19 @@ def is_writer() -> bool:
   return jax.process_index() == 0
 
 
-def write_text(path, text: str) -> None:
+def write_bytes(path, data: bytes) -> None:
+  """Writes `data` beside `path`, then renames it over `path` (process 0 only)."""
   if not is_writer():
     return
   path = epath.Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
   tmp = path.with_name(path.name + ".tmp")
-  tmp.write_text(text)
+  tmp.write_bytes(data)
   tmp.replace(path)
+
+
+def write_text(path, text: str) -> None:
+  write_bytes(path, text.encode())
 
 
 def write_json(path, obj, indent: int | None = 2) -> None:
@@ -36,21 +41,13 @@ def write_json(path, obj, indent: int | None = 2) -> None:
 
 
 def write_figure(path, fig, dpi: int = 120) -> None:
-  """A matplotlib figure as a PNG."""
+  """A matplotlib figure as a PNG (rendered by process 0 only)."""
   if not is_writer():
     return
   buffer = io.BytesIO()
   fig.savefig(buffer, format="png", dpi=dpi)
-  path = epath.Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  tmp = path.with_name(path.name + ".tmp")
-  tmp.write_bytes(buffer.getvalue())
-  tmp.replace(path)
+  write_bytes(path, buffer.getvalue())
 
 
 def read_json(path):
   return json.loads(epath.Path(path).read_text())
-
-
-def exists(path) -> bool:
-  return epath.Path(path).exists()

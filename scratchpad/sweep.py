@@ -117,9 +117,8 @@ def execute(run: Run, cfg: ml_collections.ConfigDict | None = None):
   if cfg.eval.splits and is_done(run):
     return cfg, {n: files.read_json(evaluator.results_path(run.workdir, n)) for n in names}
   state, _ = trainer.train(cfg, run.workdir)
-  if jax.process_index() == 0:
-    files.write_json(os.path.join(run.workdir, report.RUN_FILE),
-                         {"labels": dict(run.labels), "spec": run.spec, "overrides": dict(run.overrides)})
+  files.write_json(os.path.join(run.workdir, report.RUN_FILE),
+                   {"labels": dict(run.labels), "spec": run.spec, "overrides": dict(run.overrides)})
   if not cfg.eval.splits:
     return cfg, {}
   graphdef = trainer.Setup(cfg).graphdef

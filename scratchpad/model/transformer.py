@@ -338,7 +338,6 @@ class Transformer(nnx.Module):
       cache = cache._replace(index=cache.index + tokens_BxL.shape[1])
     return logits_BxLxV, cache
 
-
   def layers(self):
     """The blocks one by one: a scanned model's are slices of its stacked parameters."""
     if not self.cfg.scan_layers:
