@@ -14,8 +14,9 @@
 #   TPU_NAME, ZONE, ACCELERATOR_TYPE (v4-8, v4-32, v5litepod-16, ...), PROJECT   required
 #   RUNTIME_VERSION  TPU VM image (default tpu-ubuntu2204-base; v5e: v2-alpha-tpuv5-lite)
 #   REPO_DIR         where the package goes on each worker (default scratchpad, under ~)
-#   BUCKET           mount gs://BUCKET at /gcs/BUCKET on every worker (gcsfuse): workdirs
-#                    must be on a disk all workers share, as Orbax saves from all of them
+#   BUCKET           optional: mount gs://BUCKET at /gcs/BUCKET on every worker (gcsfuse).
+#                    A workdir must be shared by all workers (Orbax saves from all of them):
+#                    gs://BUCKET/... as it is, or a path on the mount
 #   SPOT=1           create the slice as Spot VMs (preempted with SIGTERM: the stack saves
 #                    and exits; rerun the same command to resume)
 #   DRY_RUN=1        print the commands instead of running them

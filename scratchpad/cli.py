@@ -207,10 +207,10 @@ def read_inputs(args, task: str) -> list[str]:
   if args.input is not None:
     texts, where = [args.input], lambda _: "--input"
   else:
-    if not os.path.isfile(args.input_file):
+    from scratchpad import files
+    if not files.exists(args.input_file) or files.isdir(args.input_file):
       raise ValueError(f"--input_file={args.input_file!r} does not exist")
-    with open(args.input_file) as f:
-      texts = f.read().split("\n")
+    texts = files.read_text(args.input_file).split("\n")
     if texts and texts[-1] == "":
       texts.pop()  # the file's final newline ends the last line; it starts no new one
     if not texts:
@@ -290,7 +290,7 @@ def pause_study(args, overrides) -> None:
   for run in [*pretraining.values(), *finetuning]:
     run.config()  # every config is built (and bad input rejected) before anything trains
   # Runs of one task share shapes: compiled steps are reused from disk across seeds.
-  jax.config.update("jax_compilation_cache_dir", os.path.join(os.path.abspath(args.workdir), "jax_cache"))
+  jax.config.update("jax_compilation_cache_dir", os.path.join(files.absolute(args.workdir), "jax_cache"))
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
   study = study_lib.run_study(pretraining, finetuning, args.workdir)
   text = report.pause_study_report(study["records"], args.workdir, study["minutes"])
@@ -366,10 +366,6 @@ def run(argv: list[str]) -> None:
     raise UsageError(f"unexpected argument {args.program!r}")
   if not args.workdir:
     raise UsageError(f"{args.command} needs --workdir=DIR")
-  if "://" in args.workdir:
-    raise ValueError(f"--workdir={args.workdir} is a URL, but workdirs are written through the file system: "
-                     "mount the bucket (gcsfuse; launch/tpu_pod.sh does with BUCKET=...) and give its path, "
-                     "e.g. /gcs/BUCKET/runs/NAME")
   if args.command in ("train", "compare", "sweep", "pause-study") and not args.config:
     raise UsageError(f"{args.command} needs --config=FILE.py[:ARGS]")
   if args.command == "predict" and (args.input is None) == (args.input_file is None):

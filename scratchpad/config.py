@@ -299,7 +299,7 @@ def eval_task(cfg: ml_collections.ConfigDict, num_pauses: int | None = None) -> 
 def save_config(cfg: ml_collections.ConfigDict, workdir: str) -> None:
   """Writes WORKDIR/config.json once; a workdir keeps the config it was made with."""
   path = os.path.join(workdir, CONFIG_FILE)
-  if not os.path.exists(path):
+  if not files.exists(path):
     files.write_text(path, cfg.to_json(indent=2))
 
 
@@ -307,7 +307,7 @@ def record_attention(cfg: ml_collections.ConfigDict, workdir: str) -> None:
   """Sets `model.attention` to the implementation the run computes with: the one the workdir's
   config recorded (a resumed run keeps it, so it stays bit-exact), else `auto`'s choice here."""
   path = os.path.join(workdir, CONFIG_FILE)
-  if cfg.model.attention == "auto" and os.path.exists(path):
+  if cfg.model.attention == "auto" and files.exists(path):
     cfg.model.attention = load_config(workdir).model.get("attention", "auto")
   cfg.model.attention = attention.resolve(cfg.model.attention, cfg.model.dtype,
                                           cfg.model.position_encoding == "line_bias")
@@ -315,16 +315,14 @@ def record_attention(cfg: ml_collections.ConfigDict, workdir: str) -> None:
 
 def load_config(workdir: str) -> ml_collections.ConfigDict:
   path = os.path.join(workdir, CONFIG_FILE)
-  if not os.path.exists(path):
+  if not files.exists(path):
     raise ValueError(f"{workdir} has no {CONFIG_FILE}: it is not the workdir of a training run")
-  with open(path) as f:
-    return ml_collections.ConfigDict(json.load(f))
+  return ml_collections.ConfigDict(files.read_json(path))
 
 
 def check_same_model(cfg: ml_collections.ConfigDict, workdir: str, same_task: bool = True) -> None:
   """Raises if WORKDIR holds a run of a differently shaped model (or, `same_task`, another task)."""
-  path = os.path.join(workdir, CONFIG_FILE)
-  if not os.path.exists(path):
+  if not files.exists(os.path.join(workdir, CONFIG_FILE)):
     return
   saved = load_config(workdir)
   defaults = dataclasses.asdict(transformer.ModelConfig(vocab_size=1))  # for configs older than a key
@@ -348,7 +346,7 @@ def check_init_from(cfg: ml_collections.ConfigDict) -> None:
                      f"workdir of a {wanted} run")
   if not init_from:
     return
-  if not os.path.isfile(os.path.join(init_from, CONFIG_FILE)):
+  if not files.exists(os.path.join(init_from, CONFIG_FILE)):
     raise ValueError(f"config key train.init_from={init_from!r} must be the workdir of a training run, "
                      f"and it has no {CONFIG_FILE}")
   got = "PausePT" if _pauses(load_config(init_from)).pretrain_fraction else "StdPT"

@@ -1,19 +1,31 @@
-"""The files a run writes: from process 0 only, whole or not at all, through `etils.epath`.
+"""The files a run writes and reads, on any filesystem, written by process 0 only and whole.
 
-Every result, report, config and record goes through here, so that with several processes
-one of them writes (the others return), and a crash never leaves half a file: each is
-written beside its path and then renamed over it. epath serves local paths and the
-filesystems TensorFlow's gfile knows (`gs://`); checkpoints go through Orbax and data
-positions through tf.data, which take the same paths.
+Every workdir path goes through here, and here through `tf.io.gfile`, which serves local
+paths, `gs://` and TensorFlow's in-memory `ram://` (the tests' non-local filesystem). With
+several processes one of them writes (the others return), and a crash never leaves half a
+file: each is written beside its path and then renamed over it. Checkpoints go through Orbax
+(TensorStore: local paths and `gs://`) and data positions through tf.data's own checkpoints
+(gfile again), which take the same paths.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import json
+import os
 
 import jax
-from etils import epath
+
+
+@functools.cache
+def _tf():
+  import tensorflow as tf  # on first use: reports and the command line's checks stay light
+  return tf
+
+
+def _gfile():
+  return _tf().io.gfile
 
 
 def is_writer() -> bool:
@@ -21,15 +33,30 @@ def is_writer() -> bool:
   return jax.process_index() == 0
 
 
+def is_remote(path) -> bool:
+  """Whether `path` names a filesystem by its scheme (`gs://`, `ram://`)."""
+  return "://" in str(path)
+
+
+def absolute(path) -> str:
+  """`path` made absolute where it is local; a URL as it is."""
+  return str(path) if is_remote(path) else os.path.abspath(path)
+
+
+def relative(path, start) -> str:
+  """`path` below `start`, as `os.path.relpath` says it, for URLs too."""
+  return os.path.relpath(str(path), str(start)) if not is_remote(path) else str(path)[len(str(start)):].strip("/") or "."
+
+
 def write_bytes(path, data: bytes) -> None:
   """Writes `data` beside `path`, then renames it over `path` (process 0 only)."""
   if not is_writer():
     return
-  path = epath.Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  tmp = path.with_name(path.name + ".tmp")
-  tmp.write_bytes(data)
-  tmp.replace(path)
+  path = str(path)
+  makedirs(os.path.dirname(path))
+  with _gfile().GFile(path + ".tmp", "wb") as f:
+    f.write(data)
+  _gfile().rename(path + ".tmp", path, overwrite=True)
 
 
 def write_text(path, text: str) -> None:
@@ -49,5 +76,55 @@ def write_figure(path, fig, dpi: int = 120) -> None:
   write_bytes(path, buffer.getvalue())
 
 
+def append_text(path, text: str) -> None:
+  """Appends `text` to `path` (process 0 only): logs of lines. On `gs://` gfile rewrites the
+  object each time, which suits a metrics line every few hundred steps."""
+  if is_writer():
+    with _gfile().GFile(str(path), "a") as f:
+      f.write(text)
+
+
+def read_text(path) -> str:
+  with _gfile().GFile(str(path), "r") as f:
+    return f.read()
+
+
 def read_json(path):
-  return json.loads(epath.Path(path).read_text())
+  return json.loads(read_text(path))
+
+
+def exists(path) -> bool:
+  return _gfile().exists(str(path))
+
+
+def isdir(path) -> bool:
+  return _gfile().isdir(str(path))
+
+
+def listdir(path) -> list[str]:
+  """The names in directory `path`, sorted; none where it does not exist."""
+  return sorted(name.rstrip("/") for name in _gfile().listdir(str(path))) if isdir(path) else []
+
+
+def walk(path):
+  """`os.walk` for any filesystem: (directory, its subdirectories, its files), top down."""
+  return _gfile().walk(str(path))
+
+
+def makedirs(path) -> None:
+  """Makes directory `path` and those above it, where they are missing (any process: the
+  per-process data positions need their own)."""
+  if path:
+    _gfile().makedirs(str(path))
+
+
+def remove_tree(path) -> None:
+  """Removes `path` and everything under it, if it exists."""
+  try:
+    _gfile().rmtree(str(path))
+  except _tf().errors.NotFoundError:
+    pass
+
+
+def rename(source, target, overwrite: bool = False) -> None:
+  _gfile().rename(str(source), str(target), overwrite=overwrite)

@@ -83,9 +83,8 @@ def headline(cfg, results: dict) -> tuple[str, float, dict | None]:
 def run_study(pretraining: dict[str, Run], finetuning: list[Run], workdir: str, log=print) -> dict:
   """Runs everything not yet done, in order; writes WORKDIR/study.json after every run. Its
   `minutes` add up every call's, so a resumed study reports its whole time."""
-  os.makedirs(workdir, exist_ok=True)
   path = os.path.join(workdir, STUDY_FILE)
-  earlier = files.read_json(path)["minutes"] if os.path.exists(path) else 0.0
+  earlier = files.read_json(path)["minutes"] if files.exists(path) else 0.0
   t0 = time.perf_counter()
   all_runs = list(pretraining.values()) + finetuning
   records = []

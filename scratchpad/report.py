@@ -238,7 +238,7 @@ def gather(workdir: str) -> list[dict]:
   pause study; else its task, variant and seed), parameters, headline metric and value."""
   from scratchpad.tasks import get_task_info
   records = []
-  for root, dirs, names in os.walk(workdir):
+  for root, dirs, names in files.walk(workdir):
     dirs[:] = sorted(d for d in dirs if d not in ("checkpoints", "damaged_checkpoints", "predictions", "tensorboard",
                                                  "data_state"))
     results_files = sorted(f for f in names if f.startswith("results") and f.endswith(".json"))
@@ -254,7 +254,7 @@ def gather(workdir: str) -> list[dict]:
       suffix = name[len("results"):-len(".json")]
       m_inf = int(suffix.removeprefix("_minf")) if suffix.startswith("_minf") else None
       for split, metrics in run_record.splits(files.read_json(os.path.join(root, name))).items():
-        records.append({"labels": labels, "run": os.path.relpath(root, workdir), "params": params, "task": cfg.task,
+        records.append({"labels": labels, "run": files.relative(root, workdir), "params": params, "task": cfg.task,
                         "split": split, "m_inf": m_inf, "metric": metric, "value": metrics.get(metric),
                         "metrics": metrics})
   return sorted(records, key=lambda r: (r["params"], r["run"]))

@@ -106,7 +106,7 @@ def evaluations(run: Run) -> dict[str, int | None]:
 
 
 def is_done(run: Run) -> bool:
-  return all(os.path.exists(evaluator.results_path(run.workdir, n)) for n in evaluations(run))
+  return all(files.exists(evaluator.results_path(run.workdir, n)) for n in evaluations(run))
 
 
 def execute(run: Run, cfg: ml_collections.ConfigDict | None = None):

@@ -9,13 +9,13 @@ the CPU and its cores, the devices and kernels, and the training's steps and tim
 from __future__ import annotations
 
 import importlib.metadata
-import json
 import os
 import platform
 import subprocess
 
 import jax
 
+from scratchpad import files
 from scratchpad.model import cpu_blas
 from scratchpad.train import trainer
 
@@ -71,10 +71,7 @@ def environment() -> dict:
 def record(workdir: str, evaluate_seconds: float) -> dict:
   """The run entry of WORKDIR's results: the environment, the training's record, the evaluation's time."""
   path = os.path.join(workdir, trainer.TRAINING_FILE)
-  training = None
-  if os.path.exists(path):
-    with open(path) as f:
-      training = json.load(f)
+  training = files.read_json(path) if files.exists(path) else None
   return {**environment(), "training": training, "evaluate_seconds": round(evaluate_seconds, 1)}
 
 

@@ -22,6 +22,8 @@ import sys
 import jax
 import orbax.checkpoint as ocp
 
+from scratchpad import files
+
 DIRECTORY = "checkpoints"
 DAMAGED_DIRECTORY = "damaged_checkpoints"
 _UNFINISHED = re.compile(r"^(\d+)\.orbax-checkpoint-tmp")
@@ -41,7 +43,7 @@ class DamagedCheckpoint(CheckpointError):
 
 def manager(workdir: str, save_every: int = 1000, keep: int = 3) -> ocp.CheckpointManager:
   options = ocp.CheckpointManagerOptions(save_interval_steps=save_every, max_to_keep=keep, create=True)
-  return ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, DIRECTORY)), options=options,
+  return ocp.CheckpointManager(files.absolute(os.path.join(workdir, DIRECTORY)), options=options,
                                item_names=("state",), item_handlers={"state": ocp.StandardCheckpointHandler()})
 
 
@@ -51,8 +53,7 @@ def save(mngr: ocp.CheckpointManager, step: int, state, force: bool = False) -> 
 
 def unfinished_steps(workdir: str) -> list[int]:
   """Steps whose save never finished (the process died while writing them)."""
-  directory = os.path.join(workdir, DIRECTORY)
-  names = os.listdir(directory) if os.path.isdir(directory) else []
+  names = files.listdir(os.path.join(workdir, DIRECTORY))
   return sorted(int(m.group(1)) for m in map(_UNFINISHED.match, names) if m)
 
 
@@ -114,13 +115,13 @@ def _restore_step(mngr: ocp.CheckpointManager, step: int, abstract_state):
 def _set_aside(mngr: ocp.CheckpointManager, step: int) -> str:
   """Moves a damaged step out of the manager's sight, keeping its files."""
   target_dir = os.path.join(os.path.dirname(str(mngr.directory)), DAMAGED_DIRECTORY)
-  os.makedirs(target_dir, exist_ok=True)
   target = os.path.join(target_dir, str(step))
   suffix = 1
-  while os.path.exists(target):
+  while files.exists(target):
     target, suffix = os.path.join(target_dir, f"{step}.{suffix}"), suffix + 1
-  if jax.process_index() == 0:
-    os.rename(os.path.join(str(mngr.directory), str(step)), target)
+  if files.is_writer():
+    files.makedirs(target_dir)
+    files.rename(os.path.join(str(mngr.directory), str(step)), target)
   if jax.process_count() > 1:
     from jax.experimental import multihost_utils
     multihost_utils.sync_global_devices(f"set aside checkpoint {step}")
@@ -149,7 +150,7 @@ def restore(mngr: ocp.CheckpointManager, abstract_state, step: int | None = None
 
 def restore_latest(workdir: str, abstract_state):
   """WORKDIR's latest complete state, or None; a workdir without checkpoints is left untouched."""
-  if not os.path.isdir(os.path.join(workdir, DIRECTORY)):
+  if not files.isdir(os.path.join(workdir, DIRECTORY)):
     return None
   mngr = manager(workdir)
   try:

@@ -15,7 +15,6 @@ of the same seeded pipeline instead: slower, the same batches.
 from __future__ import annotations
 
 import os
-import shutil
 from typing import Iterator
 
 import jax
@@ -23,6 +22,7 @@ import numpy as np
 import seqio
 import tensorflow as tf
 
+from scratchpad import files
 import scratchpad.tasks.registry  # noqa: F401  (registers the Tasks)
 
 MODEL_FEATURES = ("decoder_input_tokens", "decoder_target_tokens", "decoder_loss_weights",
@@ -118,10 +118,9 @@ class Batches:
     """The iterator saved at `step` by this process, if any; refuses one saved by another
     number of processes (their shards differ: the data would not be the run's)."""
     path = data_state_path(workdir, step)
-    if os.path.isdir(path):
+    if files.exists(os.path.join(path, "iterator.index")):
       return os.path.join(path, "iterator")
-    step_dir = os.path.dirname(path)
-    others = sorted(os.listdir(step_dir)) if os.path.isdir(step_dir) else []
+    others = files.listdir(os.path.dirname(path))
     if others:
       raise ValueError(f"{workdir}: the data position of step {step} was saved by {others[0].rsplit('_of_', 1)[-1]} "
                        f"processes, and this run has {jax.process_count()}: resume with as many")
@@ -139,35 +138,33 @@ class Batches:
             for k, v in with_packing_features(batch, self.pause_id).items()}
 
   def save(self, workdir: str, step: int, keep_steps) -> None:
-    """Saves this process's position after `step` batches (written whole, then renamed), and
-    drops the positions of steps not in `keep_steps` (the checkpoints kept)."""
+    """Saves this process's position after `step` batches, and drops the positions of steps
+    not in `keep_steps` (the checkpoints kept). tf.train.Checkpoint writes its index last, so
+    a position counts once its `iterator.index` exists (no directory renames: gs:// has none)."""
     if not self.saveable:
       return
     path = data_state_path(workdir, step)
-    shutil.rmtree(path + ".tmp", ignore_errors=True)
+    files.remove_tree(path)  # a position left half-written
     try:
-      self._checkpoint().write(os.path.join(path + ".tmp", "iterator"))
+      self._checkpoint().write(os.path.join(path, "iterator"))
     except Exception as e:  # noqa: BLE001 - tf.data cannot save some sources (from_generator)
       self.saveable = False
       print(f"the data position is not saved ({type(e).__name__}: {str(e).splitlines()[0][:120]}); "
             "a resumed run replays its batches instead", flush=True)
-      shutil.rmtree(path + ".tmp", ignore_errors=True)
+      files.remove_tree(path)
       _remove_if_empty(os.path.dirname(path))
       return
-    shutil.rmtree(path, ignore_errors=True)
-    os.replace(path + ".tmp", path)
     root = os.path.join(workdir, DATA_STATE_DIR)
-    for name in os.listdir(root):
+    for name in files.listdir(root):
       if name.isdigit() and int(name) not in set(keep_steps) | {step}:
-        shutil.rmtree(os.path.join(root, name, os.path.basename(path)), ignore_errors=True)
+        files.remove_tree(os.path.join(root, name, os.path.basename(path)))
         _remove_if_empty(os.path.join(root, name))  # once every process has dropped its own
 
 
 def _remove_if_empty(directory: str) -> None:
-  try:
-    os.rmdir(directory)
-  except OSError:  # not empty (another process's position), or gone
-    pass
+  """Removes `directory` once it is empty (another process's position may still be in it)."""
+  if files.isdir(directory) and not files.listdir(directory):
+    files.remove_tree(directory)
 
 
 def global_batches(task: str, data_cfg, global_batch_size: int, seed: int, sharding,

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-import tensorboardX
+from clu import metric_writers
 from flax import nnx
 
 from scratchpad import config as config_lib
@@ -84,9 +84,8 @@ def add_training_record(workdir: str, steps: int, seconds: float, tokens: int) -
   """Adds this session's seconds and tokens to WORKDIR/training.json; `steps` is where it stopped."""
   path = os.path.join(workdir, TRAINING_FILE)
   record = {"steps": 0, "seconds": 0.0, "tokens": 0, "sessions": 0}
-  if os.path.exists(path):
-    with open(path) as f:
-      record.update(json.load(f))
+  if files.exists(path):
+    record.update(files.read_json(path))
   record = {"steps": steps, "seconds": round(record["seconds"] + seconds, 1), "tokens": record["tokens"] + tokens,
             "sessions": record["sessions"] + 1}
   files.write_json(path, record, indent=None)
@@ -94,27 +93,25 @@ def add_training_record(workdir: str, steps: int, seconds: float, tokens: int) -
 
 
 class MetricsWriter:
-  """JSON lines in WORKDIR/metrics.jsonl and TensorBoard events in WORKDIR/tensorboard."""
+  """The training metrics, from process 0: JSON lines in WORKDIR/metrics.jsonl (what the
+  reports and tests read) and TensorBoard events in WORKDIR/tensorboard (`clu.metric_writers`)."""
 
   def __init__(self, workdir: str):
-    self._active = jax.process_index() == 0
+    self._active = files.is_writer()
+    self._jsonl = os.path.join(workdir, "metrics.jsonl")
     if self._active:
-      self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a")
-      self._tb = tensorboardX.SummaryWriter(os.path.join(workdir, "tensorboard"))
+      self._summaries = metric_writers.SummaryWriter(os.path.join(workdir, "tensorboard"))
 
   def write(self, step: int, metrics: dict[str, float]):
     if not self._active:
       return
-    self._jsonl.write(json.dumps({"step": step, **metrics}) + "\n")
-    self._jsonl.flush()
-    for k, v in metrics.items():
-      self._tb.add_scalar(k, v, global_step=step)
-    self._tb.flush()
+    files.append_text(self._jsonl, json.dumps({"step": step, **metrics}) + "\n")
+    self._summaries.write_scalars(step, metrics)
+    self._summaries.flush()
 
   def close(self):
     if self._active:
-      self._jsonl.close()
-      self._tb.close()
+      self._summaries.close()
 
 
 def pretrained_params(setup: Setup, workdir: str):
