@@ -58,6 +58,23 @@ def test_splash_attention_equals_xla_on_packed_rows(monkeypatch):
   _assert_same(got, want, np.asarray(segments) != 0, rtol=1e-4, atol=1e-5)
 
 
+def test_splash_attention_under_a_mesh_runs_per_shard_and_equals_xla(monkeypatch):
+  """Under the train step's mesh (rows over data x fsdp, heads over tensor) splash runs inside
+  shard_map, each device on its own shard, with xla's values and gradients."""
+  from jax.sharding import NamedSharding, PartitionSpec as P
+  from scratchpad.train import sharding
+  monkeypatch.setattr(attention, "SPLASH_INTERPRET", True)
+  mesh = sharding.make_mesh((2, 2, 2))
+  q, k, v, probe, segments = _packed_rows(3, batch=4, length=150)
+  rows_BxLxHxK, rows_BxL = NamedSharding(mesh, P(("data", "fsdp"), None, "tensor")), NamedSharding(mesh, P(("data", "fsdp")))
+  step = lambda name: jax.jit(sharding.under_mesh(lambda *a: _values_and_grads(
+      lambda q, k, v, s: attention.causal_self_attention(q, k, v, s, name), *a), mesh),
+      in_shardings=(rows_BxLxHxK,) * 4 + (rows_BxL,))
+  assert "shard_map" in str(step("splash").trace(q, k, v, probe, segments).jaxpr)
+  got, want = step("splash")(q, k, v, probe, segments), step("xla")(q, k, v, probe, segments)
+  _assert_same(got, want, np.asarray(segments) != 0, rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.parametrize("backend, dtype, devices, bias, fused, faster, want", [
     ("gpu", jnp.bfloat16, 8, False, False, False, "cudnn"),
     ("gpu", jnp.float16, 1, False, False, False, "cudnn"),

@@ -11,7 +11,8 @@ queries to the cache with `dot_product_attention`. The implementations:
   cudnn      cuDNN flash attention through `jax.nn.dot_product_attention(implementation=
              "cudnn")`. bfloat16 or float16; packed rows pass their causal-and-segment mask.
   splash     Pallas splash attention (TPU) with segment ids for packed rows; rows padded to
-             its 128-token blocks. `SPLASH_INTERPRET` runs the kernel in interpret mode on CPU.
+             its 128-token blocks; under the train step's mesh each device runs it on its own
+             rows and heads (shard_map). `SPLASH_INTERPRET`: interpret mode, on CPU.
   auto       `select`: on GPU cudnn (float32 falls back to xla), on TPU splash, on one CPU
              device cpu_fused where this host measured it faster than xla
              (`host_prefers_fused`, cached per host), else xla; xla whenever there is a bias.
@@ -225,9 +226,34 @@ def jax_nn_attention(q_BxLxHxK, k_BxLxHxK, v_BxLxHxK, segment_ids_BxL, implement
                                       implementation=implementation)
 
 
+# The mesh axes of the default logical rules (`config.base_config`: "batch" and "heads").
+BATCH_MESH_AXES = ("data", "fsdp")
+HEADS_MESH_AXIS = "tensor"
+
+
 def splash(q_BxLxHxK, k_BxLxHxK, v_BxLxHxK, segment_ids_BxL):
-  """Pallas splash attention, causal within segments (`SegmentIds`), a row at a time (vmap);
-  rows padded to `SPLASH_BLOCK` with segment 0."""
+  """Pallas splash attention, causal within segments (`SegmentIds`). Under a mesh of several
+  devices (the context's, `jax.sharding.get_abstract_mesh`: the train step sets it) each device
+  runs the kernel on its own rows and heads (`shard_map`), as MaxText does: a Pallas kernel has
+  no partitioning rules, so XLA would otherwise gather every row and head to every device."""
+  mesh = jax.sharding.get_abstract_mesh()
+  if mesh.empty or mesh.size == 1:
+    return _splash_rows(q_BxLxHxK, k_BxLxHxK, v_BxLxHxK, segment_ids_BxL)
+  batch, _, heads, _ = q_BxLxHxK.shape
+  batch_axes = tuple(a for a in BATCH_MESH_AXES if a in mesh.axis_names and mesh.shape[a] > 1)
+  if batch % int(np.prod([mesh.shape[a] for a in batch_axes])):
+    batch_axes = ()
+  split_heads = HEADS_MESH_AXIS in mesh.axis_names and heads % mesh.shape[HEADS_MESH_AXIS] == 0
+  rows = batch_axes or None
+  spec_BxLxHxK = jax.sharding.PartitionSpec(rows, None, HEADS_MESH_AXIS if split_heads else None, None)
+  spec_BxL = jax.sharding.PartitionSpec(rows, None)
+  return jax.shard_map(_splash_rows, mesh=mesh, in_specs=(spec_BxLxHxK,) * 3 + (spec_BxL,),
+                       out_specs=spec_BxLxHxK, check_vma=False)(q_BxLxHxK, k_BxLxHxK, v_BxLxHxK, segment_ids_BxL)
+
+
+def _splash_rows(q_BxLxHxK, k_BxLxHxK, v_BxLxHxK, segment_ids_BxL):
+  """The splash kernel on one device's rows, a row at a time (vmap); rows padded to
+  `SPLASH_BLOCK` with segment 0."""
   from jax.experimental.pallas.ops.tpu.splash_attention import splash_attention_kernel as kernels
   from jax.experimental.pallas.ops.tpu.splash_attention import splash_attention_mask as masks
   batch, length, heads, dim = q_BxLxHxK.shape

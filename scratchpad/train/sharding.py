@@ -8,6 +8,7 @@ of the same array, or that the mesh size does not divide, is replicated.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Sequence
 
@@ -91,6 +92,18 @@ def batch_sharding(mesh: Mesh, rules) -> NamedSharding:
   axes = dict((name, axes) for name, axes in rules).get("batch", ())
   axes = (axes,) if isinstance(axes, str) else tuple(axes or ())
   return NamedSharding(mesh, PartitionSpec(axes or None, None))
+
+
+def under_mesh(fn, mesh: Mesh):
+  """`fn`, traced with `mesh` as the context's abstract mesh: what a kernel without partitioning
+  rules (splash attention) reads to run on each device's own shard (`shard_map`)."""
+
+  @functools.wraps(fn)
+  def traced(*args, **kwargs):
+    with jax.sharding.use_abstract_mesh(mesh.abstract_mesh):
+      return fn(*args, **kwargs)
+
+  return traced
 
 
 def replicated(mesh: Mesh) -> NamedSharding:

@@ -62,7 +62,7 @@ class Setup:
                                    microbatches=self.cfg.train.get("microbatches", 1))
     rep = sharding.replicated(self.mesh)
     batch_shardings = {k: self.batch_sharding for k in input_pipeline.MODEL_FEATURES}
-    return jax.jit(train_step, in_shardings=(self.state_shardings, batch_shardings),
+    return jax.jit(sharding.under_mesh(train_step, self.mesh), in_shardings=(self.state_shardings, batch_shardings),
                    out_shardings=(self.state_shardings, rep), donate_argnums=0,
                    compiler_options=compile_options.train_step(self.mesh.devices.flat[0].platform))
 
@@ -213,7 +213,7 @@ class Validation:
       batch = next(batches)
       self.batches.append(batch)
       seen += int(np.sum(np.max(np.asarray(batch["decoder_segment_ids"]), axis=1)))
-    self.step = jax.jit(functools.partial(optim.eval_step, setup.graphdef))
+    self.step = jax.jit(sharding.under_mesh(functools.partial(optim.eval_step, setup.graphdef), setup.mesh))
 
   def __call__(self, params) -> dict[str, float]:
     losses, accuracies = zip(*(jax.device_get(self.step(params, batch)) for batch in self.batches))
