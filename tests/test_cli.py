@@ -146,12 +146,13 @@ def test_compare_trains_each_format_and_prints_one_table(tmp_path, capsys):
   assert cli.main(["compare", config, *TINY, "--config.train.steps=2", f"--workdir={tmp_path}"]) == 0
   results = json.load(open(tmp_path / "results.json"))
   assert set(results) == {"direct", "scratchpad"}
-  assert json.load(open(tmp_path / "direct" / "config.json"))["task"] == "addition_direct_1to3_symbols"
+  assert json.load(open(tmp_path / "direct" / "config.json"))["task"] == "addition_direct_symbols"
   out = capsys.readouterr().out
   table = out[out.index("| run"):out.index("answer accuracy % by digits")]
   assert len(table.strip().splitlines()) == 2 + 4  # header, rule, 2 formats x (test, ood)
-  assert "train/test 1-3 digits, ood 4-5" in out  # the table says what range it was trained on
-  assert "| run        | 1   | 2   | 3   | 4 (ood) | 5 (ood) |" in out  # accuracy by length
+  assert "train/test 1-8 digits, ood 9-10" in out  # the table says what range it was trained on
+  by_length = out[out.index("answer accuracy % by digits"):].splitlines()[2]  # the header row
+  assert [c.strip() for c in by_length.strip("|").split("|")][-3:] == ["8", "9 (ood)", "10 (ood)"], by_length
   assert (tmp_path / "accuracy_by_length.png").stat().st_size > 10_000  # the paper's figure 3 shape
 
 

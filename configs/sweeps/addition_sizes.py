@@ -4,7 +4,8 @@
     python -m scratchpad report --workdir=runs/addition_sizes
 
 ARG picks the scale: `laptop` (default): four sizes from 0.13M to 4.9M parameters on
-1-3 digit operands (ood: 4-5 digits), what a 2-core CPU runs in about an hour;
+the main job's data (1-8 digit operands, ood 9-10), 1,500 steps per run, what a 2-core
+CPU runs in about an hour;
 `paper`: the paper's setup (1-8 digits, ood 9-10) from 0.86M to 85M parameters,
 three seeds each, for an accelerator.
 """

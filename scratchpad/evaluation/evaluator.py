@@ -2,6 +2,13 @@
 
 Prompts are the decoder's view of an input: the bos id (0, as seqio's
 feature converter shifts in) then the input tokens with their eos.
+
+Scoring applies each Task's own postprocessor and `metric_fns`, as `seqio.Evaluator` does,
+without going through Evaluator: its `predict_fn` receives the whole split on every process
+and must return every prediction, so the per-process shards, their order by length and the
+gather would live inside `predict_fn` all the same, and what Evaluator would add is its metric
+loop (the few lines of `evaluate_split`) and its loggers, which have no place for the accuracy
+by length or the prediction files (input, target, prediction) the reports read.
 """
 
 from __future__ import annotations
