@@ -75,6 +75,16 @@ def test_splash_attention_under_a_mesh_runs_per_shard_and_equals_xla(monkeypatch
   _assert_same(got, want, np.asarray(segments) != 0, rtol=1e-4, atol=1e-5)
 
 
+def test_the_target_is_the_context_meshs_backend_and_size():
+  """What `auto` chooses for: the mesh a step is traced under (a TPU slice compiled from this
+  CPU included), else this process's devices."""
+  from scratchpad.train import sharding
+  assert attention.target() == ("cpu", jax.device_count()) == ("cpu", 8)
+  mesh = sharding.make_mesh((2, 1, 1), jax.devices()[:2])
+  with jax.sharding.use_abstract_mesh(mesh.abstract_mesh):
+    assert attention.target() == ("cpu", 2)
+
+
 @pytest.mark.parametrize("backend, dtype, devices, bias, fused, faster, want", [
     ("gpu", jnp.bfloat16, 8, False, False, False, "cudnn"),
     ("gpu", jnp.float16, 1, False, False, False, "cudnn"),

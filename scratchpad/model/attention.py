@@ -74,12 +74,21 @@ def select(requested: str, *, backend: str, dtype, num_devices: int, has_bias: b
   return "xla"
 
 
+def target() -> tuple[str, int]:
+  """The backend and device count a step is traced for: the context mesh's where one is set
+  (the train step sets its own; a compile for a TPU slice from this CPU, the slice's), else
+  this process's."""
+  mesh = jax.sharding.get_abstract_mesh()
+  platform = None if mesh.empty else getattr(mesh.abstract_device, "platform", None)
+  return (platform, mesh.size) if platform else (jax.default_backend(), jax.device_count())
+
+
 def resolve(requested: str, dtype, has_bias: bool = False) -> str:
-  """`select` for the backend and devices JAX has now: what a run records in its config, so
+  """`select` for the backend and devices of `target()`: what a run records in its config, so
   a rerun or resume computes with the same implementation."""
-  backend = jax.default_backend()
-  fused = _fused_usable()
-  chosen = select(requested, backend=backend, dtype=dtype, num_devices=jax.device_count(), has_bias=has_bias,
+  backend, num_devices = target()
+  fused = backend == "cpu" and _fused_usable()
+  chosen = select(requested, backend=backend, dtype=dtype, num_devices=num_devices, has_bias=has_bias,
                   fused_cpu=fused, fused_cpu_faster=fused and requested == "auto" and host_prefers_fused())
   needs = {"cpu_fused": (fused and jnp.dtype(dtype) == jnp.float32,
                          f"one CPU device, float32 and the MKL custom call ({cpu_blas.status()})"),
@@ -87,7 +96,7 @@ def resolve(requested: str, dtype, has_bias: bool = False) -> str:
            "splash": (backend == "tpu" or SPLASH_INTERPRET, "a TPU")}
   ok, what = needs.get(chosen, (True, ""))
   if not ok:
-    raise ValueError(f"model.attention={chosen} needs {what}; this is {backend} with {jax.device_count()} "
+    raise ValueError(f"model.attention={chosen} needs {what}; this is {backend} with {num_devices} "
                      "device(s): use auto or xla")
   return chosen
 

@@ -62,12 +62,10 @@ def compile_report(cfg: ml_collections.ConfigDict, num_devices: int, hbm_gib: fl
   devices, platform = target_devices(num_devices, topology)
   config_lib.validate(cfg, len(devices))
   model_cfg, vocabulary = model_config(cfg)
-  # The attention the target runs; splash is not yet split over a mesh (shard_map), so a slice of
-  # several chips compiles xla's.
+  # The attention the target runs (splash on a TPU slice, per device under the step's mesh).
   chosen = attention.select(cfg.model.attention, backend=platform, dtype=model_cfg.dtype, num_devices=len(devices),
                             has_bias=model_cfg.position_encoding == "line_bias", fused_cpu=False,
                             fused_cpu_faster=False)
-  chosen = "xla" if chosen == "splash" and len(devices) > 1 else chosen
   model_cfg = dataclasses.replace(model_cfg, attention=chosen)
   cfg = ml_collections.ConfigDict(cfg.to_dict())
   cfg.model.attention = chosen
