@@ -14,10 +14,13 @@ def compare(tmp_path, config: str) -> dict:
 
 
 @pytest.mark.slow
-def test_main_job_scratchpad_beats_direct_in_distribution(tmp_path, capsys):
+def test_main_job_scratchpad_adds_longer_numbers_than_it_trained_on_and_direct_does_not(tmp_path, capsys):
+  """Measured: scratchpad 96.8% test, 84.3% / 80.7% on 9 / 10 digits; direct 0% there (one seed)."""
   results = compare(tmp_path, "addition.py:tiny,laptop")
-  assert results["scratchpad"]["test"]["answer_accuracy"] >= 95.0, results
-  assert results["scratchpad"]["test"]["answer_accuracy"] > results["direct"]["test"]["answer_accuracy"]
+  scratchpad, direct = results["scratchpad"], results["direct"]
+  assert scratchpad["test"]["answer_accuracy"] >= 95.0, results
+  assert min(scratchpad["ood"]["answer_accuracy_by_length"].values()) >= 70.0, results  # 9 and 10 digits
+  assert direct["ood"]["answer_accuracy"] == 0.0, results
   table = capsys.readouterr().out
   assert all(word in table for word in ("direct", "scratchpad", "test", "ood", "answer_accuracy"))
 
