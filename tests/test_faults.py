@@ -21,6 +21,8 @@ import pytest
 from conftest import ROOT, TRAIN_CONFIG, TRAIN_TINY, snapshot, train_cli_config
 from scratchpad import cli
 from scratchpad import config as config_lib
+from scratchpad.evaluation import evaluator  # noqa: F401  (its decoders are jit-wrapped at import, which
+                                            # is no compilation: the bad-input tests count jax.jit calls)
 from scratchpad.train import checkpoints, input_pipeline, trainer
 
 pytestmark = pytest.mark.faults
@@ -236,9 +238,9 @@ BAD_INPUT = [
     ("--config.mesh.shape=(2,4)", "mesh.shape=(2, 4) must have 3 entries (data, fsdp, tensor)"),
     ("--config.train.batch_size=12", "train.batch_size=12 must be a multiple of 8"),
     ("--config.data.targets_length=3", "data.targets_length=3 is shorter than the longest targets of task "
-                                       "addition_direct_1to3_symbols split train: it must be >= 5"),
+                                       "addition_direct_symbols split train: it must be >= 10"),
     ("--config.eval.splits=('validation',)",
-     "eval.splits has 'validation', which task addition_direct_1to3_symbols lacks"),
+     "eval.splits has 'validation', which task addition_direct_symbols lacks"),
     ("--config.train.init_from=/nowhere", "train.init_from='/nowhere' must be the workdir of a training run"),
     ("--config.task=addition_multiply", "unknown task 'addition_multiply'; registered tasks: "),
     ("--config.train.stepz=3", "unknown config key 'train.stepz'; config.train has: b1, b2, batch_size"),

@@ -49,6 +49,7 @@ def finish(processes, timeout=300) -> list[str]:
   return outs
 
 
+@pytest.mark.e2e
 def test_two_processes_train_and_evaluate_like_one_and_one_restores_their_checkpoint(tmp_path):
   overrides = ["--config.train.steps=6", "--config.train.checkpoint_every=3"]
   t0 = time.perf_counter()

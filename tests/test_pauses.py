@@ -200,6 +200,7 @@ def test_study_tables_report_mean_std_and_the_gap():
   assert "| t | 3.0 (n=1) | 21.0 ± 1.4 (n=2) |" in re.sub(" +", " ", text), "M_inf=0 beside M_inf=M_ft"
 
 
+@pytest.mark.e2e
 def test_pause_study_command_runs_every_variant_and_resumes(tmp_path, capsys):
   from scratchpad import cli
   argv = ["pause-study", f"--config={PAUSE_CONFIG}:tiny", f"--workdir={tmp_path}", "--tasks=digit_sum",

@@ -43,7 +43,7 @@ def test_runs_are_the_product_of_the_axes_in_order(tmp_path):
   assert dict(run.labels) == {"size": "nano", "format": "direct", "seed": "3"}
   cfg = run.config()
   assert (cfg.seed, cfg.train.steps, cfg.train.batch_size, cfg.data.pack) == (3, 7, 4, False)
-  assert cfg.model.d_model == config_lib.SIZES["nano"][1] and cfg.task == "addition_direct_1to3_symbols"
+  assert cfg.model.d_model == config_lib.SIZES["nano"][1] and cfg.task == "addition_direct_symbols"
 
 
 def test_the_shipped_sweeps_build_every_config():
@@ -91,6 +91,7 @@ def swept(tmp_path_factory):
   return spec, workdir
 
 
+@pytest.mark.e2e
 def test_a_sweep_runs_every_run_and_reports_accuracy_against_parameters(swept):
   _, workdir = swept
   names = ["nano-direct", "nano-scratchpad", "tiny-direct", "tiny-scratchpad"]
@@ -107,6 +108,7 @@ def test_a_sweep_runs_every_run_and_reports_accuracy_against_parameters(swept):
   assert open(os.path.join(workdir, report.SCALING_PLOT), "rb").read(8) == PNG_MAGIC
 
 
+@pytest.mark.e2e
 def test_a_finished_sweep_is_skipped_and_only_runs_the_runs_named(swept, capsys):
   spec, workdir = swept
   before = snapshot(os.path.join(workdir, "nano-direct"))
@@ -125,6 +127,7 @@ def test_a_finished_sweep_is_skipped_and_only_runs_the_runs_named(swept, capsys)
   assert "== [1/1] tiny-direct (done: skipped)" in out
 
 
+@pytest.mark.e2e
 def test_a_sweep_refuses_a_workdir_of_another_model(swept, tmp_path, capsys):
   spec, workdir = swept
   other = write_sweep(tmp_path, TINY_SWEEP.replace("'tiny'", "'mini'").replace("'nano'", "'tiny'"))

@@ -3,7 +3,10 @@
 Parameters name their logical axes (`logical_axes` metadata); a config's rules
 table maps each logical name to mesh axes, e.g. ("embed", "fsdp"). A logical
 axis with no rule, or whose mesh axes are already used by an earlier dimension
-of the same array, or that the mesh size does not divide, is replicated.
+of the same array, or that the mesh size does not divide, is replicated. That
+last test is why the mapping is ours rather than Flax's `logical_to_mesh_axes`,
+which keeps an axis the mesh does not divide (the small presets' 4 heads on a
+tensor axis of 8, say) and leaves the compiler to refuse it.
 """
 
 from __future__ import annotations
