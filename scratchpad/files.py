@@ -45,7 +45,9 @@ def absolute(path) -> str:
 
 def relative(path, start) -> str:
   """`path` below `start`, as `os.path.relpath` says it, for URLs too."""
-  return os.path.relpath(str(path), str(start)) if not is_remote(path) else str(path)[len(str(start)):].strip("/") or "."
+  if not is_remote(path):
+    return os.path.relpath(str(path), str(start))
+  return str(path)[len(str(start)):].strip("/") or "."
 
 
 def write_bytes(path, data: bytes) -> None:
