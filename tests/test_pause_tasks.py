@@ -1,4 +1,5 @@
-"""Parity and 3SUM, the pause study's tasks that need the whole input before the answer."""
+"""Parity, 3SUM and multi-operand addition: the pause study's tasks that need the whole input
+before the answer."""
 
 import collections
 import itertools
@@ -8,7 +9,7 @@ import seqio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scratchpad.tasks import get_task_info, parity, registry, three_sum
+from scratchpad.tasks import get_task_info, multi_addition, parity, registry, three_sum
 
 
 @settings(max_examples=50, deadline=None)
@@ -30,6 +31,23 @@ def test_three_sum_labels_say_whether_a_triple_sums_to_zero(seed, count):
     assert [int(x) for x in three_sum.three_sum_input(numbers).split()] == list(numbers)
 
 
+@settings(max_examples=50, deadline=None)
+@given(st.integers(0, 2 ** 16), st.integers(1, 40))
+def test_multi_addition_labels_are_the_sum_of_two_digit_operands(seed, count):
+  for operands in multi_addition.generate(count, seed):
+    lo, hi = multi_addition.OPERANDS
+    assert lo <= len(operands) <= hi and all(10 <= n <= 99 for n in operands)
+    text = multi_addition.multi_addition_input(operands)
+    assert multi_addition.parse_input(text) == operands
+    assert multi_addition.operand_count(text) == len(operands)
+    assert int(multi_addition.direct_target(operands).replace(" ", "")) == sum(operands)
+
+
+def test_multi_addition_written_out():
+  assert multi_addition.multi_addition_input((47, 12, 99, 30)) == "4 7 + 1 2 + 9 9 + 3 0"
+  assert multi_addition.direct_target((47, 12, 99, 30)) == "1 8 8"
+
+
 def _by_length(examples, label):
   counts = collections.defaultdict(collections.Counter)
   for e in examples:
@@ -45,15 +63,14 @@ def test_the_answer_cannot_be_read_from_the_length():
     assert abs(c["1"] - c["0"]) <= 1, (n, c)
 
 
-@pytest.mark.parametrize("task", ["parity", "three_sum"])
+@pytest.mark.parametrize("task", ["parity", "three_sum", "multi_addition"])
 def test_the_tasks_splits_are_disjoint_and_answers_right(task):
-  module = {"parity": parity, "three_sum": three_sum}[task]
+  module = {"parity": parity, "three_sum": three_sum, "multi_addition": multi_addition}[task]
   train, test = (registry._generated_split(module, s) for s in ("train", "test"))
   assert len(train) == 20_000 and len(test) == 1_000 and not set(train) & set(test)
   examples = [(e["inputs_pretokenized"].decode(), e["targets_pretokenized"].decode())
               for e in seqio.get_mixture_or_task(task).get_dataset(None, split="test", shuffle=False).as_numpy_iterator()]
   assert len(examples) == 1_000
   for text, target in itertools.islice(examples, 200):
-    numbers = tuple(int(x) for x in text.split())
-    assert module.direct_target(numbers) == target
+    assert module.direct_target(module.parse_input(text)) == target
   assert get_task_info(task).answer_fn(" 1 ") == "1"

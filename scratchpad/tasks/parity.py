@@ -31,6 +31,11 @@ def input_length(text: str) -> int:
   return len(text.split())
 
 
+def parse_input(text: str) -> tuple[int, ...]:
+  """The bits an input was written from (its generator's tuple)."""
+  return tuple(int(b) for b in text.split())
+
+
 def final_answer(text: str) -> str:
   return text.strip()
 

@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 import seqio
 import tensorflow as tf
 
-from scratchpad.tasks import addition, digit_sum, parity, pauses, polynomial, programs, text_corpus, three_sum, tracer
+from scratchpad.tasks import addition, digit_sum, multi_addition, parity, pauses, polynomial, programs, text_corpus, three_sum, tracer
 from scratchpad.tasks.vocabulary import SYMBOLS, VOCABULARY, token_length
 
 
@@ -336,10 +336,11 @@ def _digit_sums(split: str):
 register_task(
     "digit_sum", lambda split: [(digit_sum.digit_sum_input(d), digit_sum.direct_target(d)) for d in _digit_sums(split)],
     splits={"train": 20_000, "test": 1_000}, alphabet=digit_sum.ALPHABET, answer_fn=digit_sum.final_answer,
-    description=f"direct digit sum of {digit_sum.DIGITS[0]}-{digit_sum.DIGITS[1]} digits")
+    description=f"direct digit sum of {digit_sum.DIGITS[0]}-{digit_sum.DIGITS[1]} digits",
+    breakdown=Breakdown("answer_accuracy_by_length", parity.input_length, "digits", digit_sum.DIGITS))
 
 
-# Parity and 3SUM: direct answers that need the whole input before the first answer token (pause study).
+# Parity, 3SUM and multi-operand addition: direct answers that need the whole input before the first answer token (pause study).
 @functools.lru_cache(maxsize=None)
 def _generated_split(module, split: str):
   train = module.generate(20_000, seed=51)
@@ -358,6 +359,13 @@ register_task(
     description=f"direct 3SUM mod {three_sum.MODULUS} of {three_sum.NUMBERS[0]}-{three_sum.NUMBERS[1]} numbers, "
                 "half of each length with a triple",
     breakdown=Breakdown("answer_accuracy_by_length", parity.input_length, "numbers", three_sum.NUMBERS))
+register_task(
+    "multi_addition", lambda split: [(multi_addition.multi_addition_input(n), multi_addition.direct_target(n))
+                                     for n in _generated_split(multi_addition, split)],
+    splits={"train": 20_000, "test": 1_000}, alphabet=multi_addition.ALPHABET, answer_fn=multi_addition.final_answer,
+    description=f"direct sum of {multi_addition.OPERANDS[0]}-{multi_addition.OPERANDS[1]} two-digit numbers",
+    breakdown=Breakdown("answer_accuracy_by_length", multi_addition.operand_count, "operands",
+                        multi_addition.OPERANDS))
 
 
 # Pretraining text: targets only, the loss on every token (a plain language model).
@@ -379,9 +387,9 @@ def register_text(name: str, texts_fn: Callable[[str], list[str]], splits: dict[
 
 # The small direct-answer tasks pause fine-tuning takes, and those the study runs by default:
 # tasks a shallow model answers better with more computation before its first answer token.
-PAUSE_TASKS = {"parity": "parity", "three_sum": "three_sum", "digit_sum": "digit_sum",
+PAUSE_TASKS = {"parity": "parity", "three_sum": "three_sum", "digit_sum": "digit_sum", "multi_addition": "multi_addition",
                "addition": "addition_direct_1to3", "polynomial": "polynomial_direct"}
-PAUSE_STUDY_TASKS = ("parity", "three_sum", "digit_sum")
+PAUSE_STUDY_TASKS = ("parity", "three_sum", "multi_addition", "digit_sum")
 # The pretraining corpus's task text: a fixed list, so changing the study's tasks does not
 # change pretraining (text_corpus.py says why these).
 CORPUS_TASKS = ("parity", "three_sum", "digit_sum", "addition_direct_1to3")

@@ -32,6 +32,11 @@ def direct_target(numbers: tuple[int, ...]) -> str:
   return str(int(has_triple(numbers)))
 
 
+def parse_input(text: str) -> tuple[int, ...]:
+  """The numbers an input was written from (its generator's tuple)."""
+  return tuple(int(n) for n in text.split())
+
+
 def final_answer(text: str) -> str:
   return text.strip()
 

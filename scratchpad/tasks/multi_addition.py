@@ -1,0 +1,55 @@
+"""Multi-operand addition, a direct-answer task for the pause study.
+
+    4 7 + 1 2 + 9 9 + 3 0   ->   1 8 8
+
+The sum of 2 to 5 two-digit numbers, written most significant digit first as in
+the paper's addition. Its first answer digit depends on every operand and on
+the carries of the whole column of units, so a shallow model must do all the
+adding before its first answer token: wide, parallel work that extra positions
+(pauses) can take. Unlike parity and 3SUM, the answer has two or three digits,
+so a model is rewarded for each one it gets right and learns at this budget.
+Test inputs never occur in train.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from scratchpad.tasks.addition import spaced
+
+ALPHABET = "0123456789 +"
+OPERANDS = (2, 4)  # how many numbers an input adds, drawn uniformly
+LOW, HIGH = 10, 99  # every operand has two digits
+
+
+def multi_addition_input(operands: tuple[int, ...]) -> str:
+  return " + ".join(spaced(str(n)) for n in operands)
+
+
+def direct_target(operands: tuple[int, ...]) -> str:
+  return spaced(str(sum(operands)))
+
+
+def operand_count(text: str) -> int:
+  return text.count("+") + 1
+
+
+def parse_input(text: str) -> tuple[int, ...]:
+  """The numbers an input was written from (its generator's tuple)."""
+  return tuple(int(n.replace(" ", "")) for n in text.split(" + "))
+
+
+def final_answer(text: str) -> str:
+  return text.strip()
+
+
+def generate(num_examples: int, seed: int, exclude: frozenset = frozenset(),
+             operands: tuple[int, int] = OPERANDS) -> list[tuple[int, ...]]:
+  """Distinct operand tuples, their count uniform in `operands`, none of them in `exclude`."""
+  rng = np.random.default_rng(seed)
+  chosen: dict[tuple[int, ...], None] = {}
+  while len(chosen) < num_examples:
+    numbers = tuple(int(n) for n in rng.integers(LOW, HIGH + 1, rng.integers(operands[0], operands[1] + 1)))
+    if numbers not in exclude:
+      chosen[numbers] = None
+  return list(chosen)
