@@ -204,7 +204,7 @@ def test_study_tables_report_mean_std_and_the_gap():
 def test_pause_study_command_runs_every_variant_and_resumes(tmp_path, capsys):
   from scratchpad import cli
   argv = ["pause-study", f"--config={PAUSE_CONFIG}:tiny", f"--workdir={tmp_path}", "--tasks=digit_sum",
-          "--seeds=1", "--ablation_seeds=1", "--pause_counts=50", "--pretrain_steps=2", "--finetune_steps=2",
+          "--seeds=2", "--ablation_seeds=1", "--pause_counts=50", "--pretrain_steps=2", "--finetune_steps=2",
           "--config.model.num_layers=1", "--config.model.d_model=32", "--config.model.num_heads=2",
           "--config.model.mlp_dim=64", "--config.train.batch_size=8", "--config.train.warmup_steps=1",
           "--config.train.checkpoint_every=2", "--config.eval.max_examples=8", "--config.data.pack=true"]
@@ -216,7 +216,13 @@ def test_pause_study_command_runs_every_variant_and_resumes(tmp_path, capsys):
   groups = {(r["group"], r["m_inf"]) for r in study["records"]}
   assert groups == {(v, None) for v in pause_study.VARIANTS} | {("M_ft=50", None), ("prepend", None)} | {
       ("PausePT_PauseFT", m) for m in (0, 5, 20)}
-  assert (tmp_path / "study.md").read_text().startswith("Pause-token study")
+  assert len(study["records"]) == 2 * len(pause_study.VARIANTS) + 2 + 3
+  report_text = (tmp_path / "study.md").read_text()
+  assert report_text.startswith("Pause-token study")
+  main_row = next(line for line in report_text.splitlines() if line.startswith("| digit_sum"))
+  assert main_row.count("(n=2)") == len(pause_study.VARIANTS), "every variant over both seeds"
+  assert "Where the extra computation goes: digit_sum" in report_text, "digit sum's accuracy by length"
+  assert (tmp_path / "pause_variants.png").stat().st_size and (tmp_path / "pause_counts.png").stat().st_size
   # A second call finds every run done: same records, nothing retrained.
   mtime = (tmp_path / "digit_sum" / "StdPT_StdFT" / "seed0" / "results.json").stat().st_mtime
   assert cli.main(argv) == 0
@@ -255,3 +261,18 @@ def test_c4_configs_pretrain_and_finetune_with_the_sentencepiece_vocabulary():
   assert config_lib.train_task(squad) == "squad_spm_appended10" and squad.eval.splits == ("validation",)
   with pytest.raises(ValueError, match="uses the byte vocabulary"):
     config_lib.load_config_file(f"{PAUSE_CONFIG}:PausePT_PauseFT,digit_sum,spm")
+
+
+def test_the_by_length_analysis_is_of_the_task_where_pauses_gain_most():
+  def record(task, group, seed, value, by_length):
+    return {"task": task, "group": group, "seed": seed, "m_inf": None, "metric": "answer_accuracy",
+            "value": value, "by_length": by_length}
+  records = [record("flat", "StdPT_StdFT", 0, 50.0, {"3": 50.0}), record("flat", "PausePT_PauseFT", 0, 51.0, {"3": 51.0}),
+             record("gain", "StdPT_StdFT", 0, 20.0, {"5": 40.0, "9": 0.0}),
+             record("gain", "StdPT_StdFT", 1, 30.0, {"5": 60.0, "9": 0.0}),
+             record("gain", "PausePT_PauseFT", 0, 70.0, {"5": 90.0, "9": 50.0})]
+  text = report.pause_tables(records)
+  section = text[text.index("Where the extra computation goes"):]
+  assert section.startswith("Where the extra computation goes: gain (the largest gain)")
+  rows = [re.sub(" +", " ", line) for line in section.splitlines() if line.startswith("| 5") or line.startswith("| 9")]
+  assert rows == ["| 5 | 50.0 ± 14.1 (n=2) | 90.0 (n=1) | +40.0 |", "| 9 | 0.0 ± 0.0 (n=2) | 50.0 (n=1) | +50.0 |"]
