@@ -120,12 +120,12 @@ def build_config(spec: str, overrides):
 
 def _restore_for_eval(cfg, workdir):
   """The graph and parameters of WORKDIR's latest checkpoint, for `cfg`'s model."""
-  from scratchpad.train import checkpoints, trainer
+  from scratchpad.train import checkpoints, optim, trainer
   setup = trainer.Setup(cfg)
   state = checkpoints.restore_latest(workdir, setup.abstract_state)
   if state is None:
     raise ValueError(f"{workdir} has no checkpoint to evaluate")
-  return setup.graphdef, state["params"], int(state["step"])
+  return setup.graphdef, optim.evaluation_params(state), int(state["step"])
 
 
 def _workdir_config(args, overrides):
@@ -153,10 +153,10 @@ def train(cfg, workdir: str, fallback: bool = False):
 
 def train_and_evaluate(cfg, workdir: str):
   from scratchpad.evaluation import evaluator
-  from scratchpad.train import trainer
+  from scratchpad.train import optim, trainer
   state, _ = train(cfg, workdir)
   setup = trainer.Setup(cfg)
-  return evaluator.evaluate(cfg, workdir, setup.graphdef, state["params"])
+  return evaluator.evaluate(cfg, workdir, setup.graphdef, optim.evaluation_params(state))
 
 
 def compare(args, overrides) -> None:

@@ -64,7 +64,7 @@ def base_config(task: str, size: str, variant: dict[str, str]) -> ml_collections
   cfg.data = ml_collections.ConfigDict(dict(pack=True, inputs_length=0, targets_length=0))
   cfg.train = ml_collections.ConfigDict(dict(
       steps=5000, batch_size=32, learning_rate=3e-3, warmup_steps=100, final_lr_fraction=0.1, weight_decay=0.01,
-      grad_clip=1.0, b1=0.9, b2=0.98, log_every=25, checkpoint_every=500, keep_checkpoints=2,
+      grad_clip=1.0, ema_decay=0.0, b1=0.9, b2=0.98, log_every=25, checkpoint_every=500, keep_checkpoints=2,
       init_from="",  # a pretraining run's workdir: start from its parameters, with a fresh optimizer
       microbatches=1))  # gradient accumulation: each step's batch in this many slices, one at a time
   cfg.pauses = ml_collections.ConfigDict(PAUSE_DEFAULTS)
@@ -97,7 +97,8 @@ RANGES = {
     "data.targets_length": (lambda v: v >= 0, ">= 0 (0: the task's longest target)"),
     "train.steps": _POSITIVE, "train.batch_size": _POSITIVE, "train.learning_rate": _NON_NEGATIVE,
     "train.warmup_steps": _NON_NEGATIVE, "train.final_lr_fraction": (lambda v: 0 <= v <= 1, "in [0, 1]"),
-    "train.weight_decay": _NON_NEGATIVE, "train.grad_clip": _POSITIVE, "train.b1": _FRACTION,
+    "train.weight_decay": _NON_NEGATIVE, "train.grad_clip": _POSITIVE,
+    "train.ema_decay": (lambda v: 0 <= v < 1, "in [0, 1)"), "train.b1": _FRACTION,
     "train.b2": _FRACTION, "train.log_every": _POSITIVE, "train.checkpoint_every": _POSITIVE,
     "train.keep_checkpoints": _POSITIVE, "train.microbatches": _POSITIVE,
     "pauses.pretrain_fraction": _FRACTION, "pauses.finetune": _NON_NEGATIVE,

@@ -111,7 +111,7 @@ def is_done(run: Run) -> bool:
 
 def execute(run: Run, cfg: ml_collections.ConfigDict | None = None):
   """Trains and evaluates `run` unless its results exist; returns its config and {name: results}."""
-  from scratchpad.train import trainer
+  from scratchpad.train import optim, trainer
   cfg = cfg or run.config()
   names = evaluations(run)
   if cfg.eval.splits and is_done(run):
@@ -122,7 +122,8 @@ def execute(run: Run, cfg: ml_collections.ConfigDict | None = None):
   if not cfg.eval.splits:
     return cfg, {}
   graphdef = trainer.Setup(cfg).graphdef
-  return cfg, {n: evaluator.evaluate(cfg, run.workdir, graphdef, state["params"], num_pauses=m, name=n)
+  params = optim.evaluation_params(state)
+  return cfg, {n: evaluator.evaluate(cfg, run.workdir, graphdef, params, num_pauses=m, name=n)
                for n, m in names.items()}
 
 

@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 import numpy as np
+import optax
 from flax import nnx
 
 from conftest import on_task
@@ -155,3 +156,33 @@ def test_pod_recipes_compute_in_bfloat16_on_float32_parameters(spec):
                        nnx.Param)
     assert {x.dtype for x in jax.tree.leaves(params)} == {jnp.dtype("float32")}
   assert config_lib.load_config_file(str(ROOT / "configs" / "addition.py:paper")).model.dtype == "float32"
+
+
+def test_the_parameter_average_is_the_moving_average_of_each_steps_parameters():
+  """average_params, chained after SGD on a quadratic, against the average written out."""
+  decay, lr = 0.8, 0.1
+  tx = optax.chain(optax.sgd(lr), optim.average_params(decay))
+  params = {"w": jnp.array([1.0, -2.0])}
+  state = tx.init(params)
+  expected = np.array([1.0, -2.0])
+  for t in range(6):
+    grads = jax.tree.map(lambda w: 2 * w, params)  # d/dw of |w|^2
+    updates, state = tx.update(grads, state, params)
+    params = optax.apply_updates(params, updates)
+    d = min(decay, (1 + t) / (10 + t))
+    expected = d * expected + (1 - d) * np.asarray(params["w"])
+  np.testing.assert_allclose(optim.evaluation_params({"params": params, "opt_state": state})["w"], expected,
+                             rtol=1e-6)
+
+
+def test_a_run_with_ema_resumes_its_average_and_evaluates_with_it(make_config, tmp_path):
+  cfg = make_config("scratchpad", train__steps=8, train__checkpoint_every=4, train__ema_decay=0.9)
+  on_task(cfg, "addition_scratchpad_1to2")
+  straight, _ = trainer.train(cfg, str(tmp_path / "straight"))
+  trainer.train(cfg, str(tmp_path / "resumed"), stop_after=4)
+  resumed, _ = trainer.train(cfg, str(tmp_path / "resumed"))
+  average = optim.evaluation_params(straight)
+  jax.tree.map(functools.partial(np.testing.assert_allclose, rtol=1e-5), optim.evaluation_params(resumed), average)
+  assert not np.allclose(average["embed_VxD"], straight["params"]["embed_VxD"]), "the average is not the params"
+  state = trainer.Setup(make_config("scratchpad")).init_state()
+  assert optim.evaluation_params(state) is state["params"], "without ema_decay, the parameters themselves"

@@ -3,6 +3,8 @@ TensorFlow or seqio), so benchmarks on any machine train exactly what the traine
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 import optax
@@ -18,14 +20,50 @@ def lr_schedule(train_cfg) -> optax.Schedule:
       end_value=train_cfg.learning_rate * train_cfg.final_lr_fraction)
 
 
+class ParamsAverage(NamedTuple):
+  """The exponential moving average of the parameters after each step, and the steps taken."""
+  count: jax.Array
+  average: optax.Params
+
+
+def average_params(decay: float) -> optax.GradientTransformation:
+  """Keeps an exponential moving average of the parameters in the optimizer's state (so it is
+  checkpointed, sharded and restored with it); leaves the updates as they are. Chained last,
+  where the updates are the step's final ones. The decay warms up as min(decay, (1 + t) / (10 + t)),
+  so the first steps' parameters do not linger in the average."""
+
+  def init_fn(params):
+    return ParamsAverage(jnp.zeros((), jnp.int32), jax.tree.map(jnp.copy, params))
+
+  def update_fn(updates, state, params):
+    t = state.count.astype(jnp.float32)
+    d = jnp.minimum(decay, (1.0 + t) / (10.0 + t))
+    average = jax.tree.map(lambda a, p, u: d * a + (1.0 - d) * (p + u).astype(a.dtype),
+                           state.average, params, updates)
+    return updates, ParamsAverage(state.count + 1, average)
+
+  return optax.GradientTransformation(init_fn, update_fn)
+
+
 def make_optimizer(train_cfg) -> optax.GradientTransformation:
-  """AdamW on the schedule, after global-norm clipping."""
+  """AdamW on the schedule, after global-norm clipping; with `ema_decay` > 0, an average of
+  the parameters too, which evaluation uses (`evaluation_params`)."""
   schedule = lr_schedule(train_cfg)
   decay_mask = lambda params: jax.tree.map(lambda p: p.ndim >= 2, params)  # no decay on norms
-  return optax.chain(
-      optax.clip_by_global_norm(train_cfg.grad_clip),
-      optax.adamw(schedule, b1=train_cfg.b1, b2=train_cfg.b2, weight_decay=train_cfg.weight_decay,
-                  mask=decay_mask))
+  parts = [optax.clip_by_global_norm(train_cfg.grad_clip),
+           optax.adamw(schedule, b1=train_cfg.b1, b2=train_cfg.b2, weight_decay=train_cfg.weight_decay,
+                       mask=decay_mask)]
+  if train_cfg.get("ema_decay", 0.0):
+    parts.append(average_params(train_cfg.ema_decay))
+  return optax.chain(*parts)
+
+
+def evaluation_params(state) -> optax.Params:
+  """The parameters a training state is evaluated with: the average where the optimizer keeps
+  one, else the parameters themselves."""
+  averages = [s for s in jax.tree.leaves(state["opt_state"], is_leaf=lambda x: isinstance(x, ParamsAverage))
+              if isinstance(s, ParamsAverage)]
+  return averages[0].average if averages else state["params"]
 
 
 def weighted_loss(logits_BxLxV, targets_BxL, weights_BxL, total=None):

@@ -125,7 +125,7 @@ def pretrained_params(setup: Setup, workdir: str):
   if state is None:
     raise ValueError(f"train.init_from={workdir!r} has no complete checkpoint: train the pretraining run first")
   print(f"initialised from {workdir} step {int(state['step'])}")
-  return state["params"]
+  return optim.evaluation_params(state)
 
 
 class Preemption:
@@ -291,7 +291,7 @@ def _train(cfg, workdir, task, setup, mngr, stop_after, fallback, answer_accurac
           pending, last_time, logged_tokens = _log(pending, last_time, done, schedule, history, writer, progress)
           tokens += logged_tokens
         if validation and (done % cfg.eval.every == 0 or done == cfg.train.steps):
-          validated = validation(state["params"])
+          validated = validation(optim.evaluation_params(state))
           writer.write(done, validated)
           progress.note(", ".join(f"{k} {v:.4g}" for k, v in validated.items()))
           if history and history[-1]["step"] == done:
