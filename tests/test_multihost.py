@@ -19,7 +19,7 @@ import pytest
 from conftest import ROOT, TRAIN_CONFIG, TRAIN_TINY, train_cli_config
 from scratchpad import files
 from scratchpad.evaluation import evaluator
-from scratchpad.train import checkpoints, input_pipeline, trainer
+from scratchpad.train import checkpoints, input_pipeline, optim, trainer
 
 
 
@@ -82,7 +82,7 @@ def test_two_processes_train_and_evaluate_like_one_and_one_restores_their_checkp
     assert out.count(f"process {i}: decoding 8 of 16 examples") == 2, out[-2000:]
   two = {split: (tmp_path / "two" / "predictions" / f"{split}.jsonl").read_text() for split in ("test", "ood")}
   cfg.eval.max_examples = 16
-  evaluator.evaluate(cfg, str(tmp_path / "one"), setup.graphdef, restored["params"])
+  evaluator.evaluate(cfg, str(tmp_path / "one"), setup.graphdef, optim.evaluation_params(restored))
   one = files.read_json(evaluator.results_path(str(tmp_path / "one")))
   for split, text in two.items():
     assert text.count("\n") == 16 and text == (tmp_path / "one" / "predictions" / f"{split}.jsonl").read_text()
