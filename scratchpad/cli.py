@@ -66,8 +66,7 @@ def _parser() -> argparse.ArgumentParser:
   p.add_argument("--input_file", help="predict: a file of inputs, one a line")
   p.add_argument("--formats", default="direct,scratchpad", help="compare: the formats to run")
   p.add_argument("--max_new_tokens", type=int, default=1024, help="predict: decoding limit")
-  p.add_argument("--tasks", default=None,
-                 help="pause-study: fine-tuning tasks (default parity,three_sum,multi_addition,digit_sum)")
+  p.add_argument("--tasks", default=None, help="pause-study: fine-tuning tasks (default: registry.PAUSE_STUDY_TASKS)")
   p.add_argument("--seeds", type=int, default=5, help="pause-study: fine-tuning seeds per variant and task")
   p.add_argument("--ablation_seeds", type=int, default=3, help="pause-study: seeds per ablation setting")
   p.add_argument("--pause_counts", default="2,5,20,50",
@@ -285,8 +284,9 @@ def pause_study(args, overrides) -> None:
   steps = lambda n: [("train.steps", str(n))] if n else []
   pretraining = study_lib.pretraining_runs(path, corpus, size, args.workdir,
                                            overrides + steps(args.pretrain_steps))
+  tasks = PAUSE_STUDY_TASKS if args.tasks is None else [t for t in args.tasks.split(",") if t]
   finetuning = study_lib.finetuning_runs(
-      path, [t for t in args.tasks.split(",") if t] if args.tasks is not None else PAUSE_STUDY_TASKS, size, args.seeds, args.ablation_seeds, args.workdir,
+      path, tasks, size, args.seeds, args.ablation_seeds, args.workdir,
       pretraining, m_ft_ablation=_pause_counts(args.pause_counts),
       overrides=overrides + steps(args.finetune_steps))
   for run in [*pretraining.values(), *finetuning]:

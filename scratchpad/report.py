@@ -157,13 +157,19 @@ def _values(records, task, group, m_inf=None) -> list[float]:
 def pause_gap(records, task) -> str:
   """PausePT_PauseFT's mean minus StdPT_StdFT's, and whether it exceeds twice the larger of
   their standard deviations (the issue's rule for a separation)."""
-  pause, std = _values(records, task, "PausePT_PauseFT"), _values(records, task, "StdPT_StdFT")
-  if not pause or not std:
+  stats = _gap_stats(records, task)
+  if stats is None:
     return "-"
-  (m1, s1), (m0, s0) = mean_std(pause), mean_std(std)
+  m1, s1, m0, s0 = stats
   separated = abs(m1 - m0) > 2 * max(s1, s0)
   verdict = ("PausePT_PauseFT better" if m1 > m0 else "StdPT_StdFT better") if separated else "not separated"
   return f"{m1 - m0:+.1f} ({verdict}: 2σ = {2 * max(s1, s0):.1f})"
+
+
+def _gap_stats(records, task) -> tuple[float, float, float, float] | None:
+  """PausePT_PauseFT's mean and std, then StdPT_StdFT's; None where either has no runs."""
+  pause, std = _values(records, task, "PausePT_PauseFT"), _values(records, task, "StdPT_StdFT")
+  return (*mean_std(pause), *mean_std(std)) if pause and std else None
 
 
 def pause_counts(records, task, m_ft: int = 10) -> dict[int, list[float]]:
@@ -222,19 +228,14 @@ def pause_tables(records: list[dict], minutes: float | None = None, m_ft: int = 
       f"Ablation: pauses at inference (PausePT_PauseFT, M_ft={m_ft})\n\n{inf}",
       f"Ablation: where the pauses go (PausePT_PauseFT)\n\n{where}"]
   # Where the extra computation goes: by input length, on the task where pauses gain the most.
-  gains = {t: _gain(records, t) for t in tasks if by_length_rows(records, t)}
+  rows = {t: by_length_rows(records, t) for t in tasks}
+  stats = {t: _gap_stats(records, t) for t in tasks}
+  gains = {t: stats[t][0] - stats[t][2] if stats[t] else float("-inf") for t in tasks if rows[t]}
   if gains:
     t = max(gains, key=gains.get)
     sections.append(f"Where the extra computation goes: {t} (the largest gain), accuracy by input length\n\n"
-                    + markdown_table(["length", "StdPT_StdFT", "PausePT_PauseFT", "difference"],
-                                     by_length_rows(records, t)))
+                    + markdown_table(["length", "StdPT_StdFT", "PausePT_PauseFT", "difference"], rows[t]))
   return "\n\n".join(sections)
-
-
-def _gain(records, task) -> float:
-  """PausePT_PauseFT's mean minus StdPT_StdFT's (-inf where either is missing)."""
-  pause, std = _values(records, task, "PausePT_PauseFT"), _values(records, task, "StdPT_StdFT")
-  return mean_std(pause)[0] - mean_std(std)[0] if pause and std else float("-inf")
 
 
 # --- Reports of a directory of runs (a sweep, a pause study).

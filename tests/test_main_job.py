@@ -15,9 +15,9 @@ def compare(tmp_path, config: str) -> dict:
 
 @pytest.mark.slow
 def test_main_job_scratchpad_adds_longer_numbers_than_it_trained_on_and_direct_does_not(tmp_path, capsys):
-  """Measured (seed 0): scratchpad 96.8% test, 84.3% / 80.7% on 9 / 10 digits; direct 0% there. Out
-  of distribution the scratchpad swings with the seed and host (25.5-93.2% at 10 digits in six runs),
-  so the bound here is what every run reached."""
+  """Measured (seed 0, with the parameter average): scratchpad 99.5% test, 97.6% / 93.8% on 9 / 10
+  digits; direct 0% there. Out of distribution the scratchpad swings with the seed (25.5-93.8% at 10
+  digits in nine runs, with and without the average), so the bound here is what every run reached."""
   results = compare(tmp_path, "addition.py:tiny,laptop")
   scratchpad, direct = results["scratchpad"], results["direct"]
   assert scratchpad["test"]["answer_accuracy"] >= 90.0, results

@@ -2,7 +2,7 @@
 
     4 7 + 1 2 + 9 9 + 3 0   ->   1 8 8
 
-The sum of 2 to 5 two-digit numbers, written most significant digit first as in
+The sum of 2 to 4 two-digit numbers, written most significant digit first as in
 the paper's addition. Its first answer digit depends on every operand and on
 the carries of the whole column of units, so a shallow model must do all the
 adding before its first answer token: wide, parallel work that extra positions

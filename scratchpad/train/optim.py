@@ -61,9 +61,8 @@ def make_optimizer(train_cfg) -> optax.GradientTransformation:
 def evaluation_params(state) -> optax.Params:
   """The parameters a training state is evaluated with: the average where the optimizer keeps
   one, else the parameters themselves."""
-  averages = [s for s in jax.tree.leaves(state["opt_state"], is_leaf=lambda x: isinstance(x, ParamsAverage))
-              if isinstance(s, ParamsAverage)]
-  return averages[0].average if averages else state["params"]
+  parts = jax.tree.leaves(state["opt_state"], is_leaf=lambda x: isinstance(x, ParamsAverage))
+  return next((p.average for p in parts if isinstance(p, ParamsAverage)), state["params"])
 
 
 def weighted_loss(logits_BxLxV, targets_BxL, weights_BxL, total=None):
