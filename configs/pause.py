@@ -6,8 +6,8 @@
            PausePT_StdFT | PausePT_PauseFT           fine-tuning (default PausePT_PauseFT)
   task     pretraining: text (offline, fixed: Python source + small tasks' text) | c4 (pods;
            SentencePiece model from $SCRATCHPAD_SPM)
-           fine-tuning: parity | three_sum | multi_addition | digit_sum (the study's, direct
-           answers; CPU) |
+           fine-tuning: parity | three_sum | multi_addition | digit_sum | card_total (the
+           study's, direct answers; CPU) |
            addition | polynomial (small, direct answers) |
            gsm8k | squad | coqa | commonsense_qa | piqa | lambada | hellaswag |
            web_questions | natural_questions (the paper's nine; `_spm` tasks with c4)

@@ -9,7 +9,7 @@ import seqio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scratchpad.tasks import get_task_info, multi_addition, parity, registry, three_sum
+from scratchpad.tasks import card_total, get_task_info, multi_addition, parity, registry, three_sum
 
 
 @settings(max_examples=50, deadline=None)
@@ -48,6 +48,31 @@ def test_multi_addition_written_out():
   assert multi_addition.direct_target((47, 12, 99, 30)) == "1 8 8"
 
 
+@settings(max_examples=50, deadline=None)
+@given(st.integers(0, 2 ** 16), st.integers(1, 40))
+def test_card_total_labels_are_the_blackjack_value_of_the_hand(seed, count):
+  worth = {**{str(n): n for n in range(2, 10)}, "A": 1, "T": 10, "J": 10, "Q": 10, "K": 10}
+  for hand in card_total.generate(count, seed):
+    text = card_total.card_total_input(hand)
+    assert card_total.HAND[0] <= len(hand) <= card_total.HAND[1]
+    assert card_total.parse_input(text) == hand
+    assert card_total.direct_target(hand) == " ".join(str(sum(worth[c] for c in text.split())))
+
+
+def test_card_total_written_out_and_bad_hands_refused():
+  hand = card_total.parse_input("K 7 A 9 4")
+  assert card_total.direct_target(hand) == "3 1"
+  for bad in ("K7A94", "K 7 1 9 4", "", "K  7"):
+    with pytest.raises(ValueError, match="not a hand of cards"):
+      card_total.parse_input(bad)
+
+
+def test_card_totals_spread_at_every_hand_size():
+  """The total is not read from the hand's size: each size has many totals, none of them most of its hands."""
+  for n, c in _by_length(card_total.generate(20_000, 0), card_total.total).items():
+    assert len(c) >= 3 * n and max(c.values()) < 0.2 * sum(c.values()), n
+
+
 def _by_length(examples, label):
   counts = collections.defaultdict(collections.Counter)
   for e in examples:
@@ -63,9 +88,9 @@ def test_the_answer_cannot_be_read_from_the_length():
     assert abs(c["1"] - c["0"]) <= 1, (n, c)
 
 
-@pytest.mark.parametrize("task", ["parity", "three_sum", "multi_addition"])
+@pytest.mark.parametrize("task", ["parity", "three_sum", "multi_addition", "card_total"])
 def test_the_tasks_splits_are_disjoint_and_answers_right(task):
-  module = {"parity": parity, "three_sum": three_sum, "multi_addition": multi_addition}[task]
+  module = {"parity": parity, "three_sum": three_sum, "multi_addition": multi_addition, "card_total": card_total}[task]
   train, test = (registry._generated_split(module, s) for s in ("train", "test"))
   assert len(train) == 20_000 and len(test) == 1_000 and not set(train) & set(test)
   examples = [(e["inputs_pretokenized"].decode(), e["targets_pretokenized"].decode())

@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 import seqio
 import tensorflow as tf
 
-from scratchpad.tasks import addition, digit_sum, multi_addition, parity, pauses, polynomial, programs, text_corpus, three_sum, tracer
+from scratchpad.tasks import addition, card_total, digit_sum, multi_addition, parity, pauses, polynomial, programs, text_corpus, three_sum, tracer
 from scratchpad.tasks.vocabulary import SYMBOLS, VOCABULARY, token_length
 
 
@@ -340,7 +340,7 @@ register_task(
     breakdown=Breakdown("answer_accuracy_by_length", parity.input_length, "digits", digit_sum.DIGITS))
 
 
-# Parity, 3SUM and multi-operand addition: direct answers that need the whole input before the first answer token (pause study).
+# Parity, 3SUM, multi-operand addition and card total: direct answers that need the whole input before the first answer token (pause study).
 @functools.lru_cache(maxsize=None)
 def _generated_split(module, split: str):
   train = module.generate(20_000, seed=51)
@@ -366,6 +366,13 @@ register_task(
     description=f"direct sum of {multi_addition.OPERANDS[0]}-{multi_addition.OPERANDS[1]} two-digit numbers",
     breakdown=Breakdown("answer_accuracy_by_length", multi_addition.operand_count, "operands",
                         multi_addition.OPERANDS))
+register_task(
+    "card_total", lambda split: [(card_total.card_total_input(h), card_total.direct_target(h))
+                                 for h in _generated_split(card_total, split)],
+    splits={"train": 20_000, "test": 1_000}, alphabet=card_total.ALPHABET, answer_fn=card_total.final_answer,
+    description=f"direct total of a hand of {card_total.HAND[0]}-{card_total.HAND[1]} cards (A=1, T J Q K=10)",
+    parse_input=card_total.parse_input,
+    breakdown=Breakdown("answer_accuracy_by_length", parity.input_length, "cards", card_total.HAND))
 
 
 # Pretraining text: targets only, the loss on every token (a plain language model).
@@ -388,8 +395,9 @@ def register_text(name: str, texts_fn: Callable[[str], list[str]], splits: dict[
 # The small direct-answer tasks pause fine-tuning takes, and those the study runs by default:
 # tasks a shallow model answers better with more computation before its first answer token.
 PAUSE_TASKS = {"parity": "parity", "three_sum": "three_sum", "digit_sum": "digit_sum", "multi_addition": "multi_addition",
+               "card_total": "card_total",
                "addition": "addition_direct_1to3", "polynomial": "polynomial_direct"}
-PAUSE_STUDY_TASKS = ("parity", "three_sum", "multi_addition", "digit_sum")
+PAUSE_STUDY_TASKS = ("parity", "three_sum", "multi_addition", "digit_sum", "card_total")
 # The pretraining corpus's task text: a fixed list, so changing the study's tasks does not
 # change pretraining (text_corpus.py says why these).
 CORPUS_TASKS = ("parity", "three_sum", "digit_sum", "addition_direct_1to3")
