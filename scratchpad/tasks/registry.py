@@ -420,7 +420,7 @@ def pause_task_name(name: str, inserted_fraction: float = 0.0, appended: int = 0
 
 
 def with_pauses(name: str, inserted_fraction: float = 0.0, appended: int = 0, prepend: bool = False) -> str:
-  """The name of `name`'s task (or mixture) with pause preprocessing, registered on first use.
+  """The name of task `name` with pause preprocessing, registered on first use.
 
   `inserted_fraction`: pause-pretraining (`pauses.insert_pauses` on targets);
   `appended`: pause-finetuning and inference (`pauses.append_pauses` on inputs,
@@ -430,12 +430,7 @@ def with_pauses(name: str, inserted_fraction: float = 0.0, appended: int = 0, pr
   if derived in TASKS:
     return derived
   base = get_task_info(name)
-  if name in seqio.MixtureRegistry.names():
-    mixture = seqio.get_mixture_or_task(name)
-    register_mixture(derived, [(with_pauses(t.name, inserted_fraction, appended, prepend), mixture.get_rate(t))
-                               for t in mixture.tasks], f"{base.description}, pauses inserted")
-    return derived
-  task = seqio.get_mixture_or_task(name)
+  task = seqio.TaskRegistry.get(name)
   if inserted_fraction:
     pause_fn = functools.partial(pauses.insert_pauses, fraction=inserted_fraction)
     what, lengths = f"{inserted_fraction:.0%} pauses inserted", (lambda: base.max_lengths)
