@@ -51,10 +51,18 @@ def test_splits_are_in_bounds_distinct_and_disjoint():
   assert {len(p.terms) for p in test} == {1, 2, 3}
 
 
+def test_a_larger_train_split_extends_the_papers_and_never_meets_test():
+  larger = _polynomials("train", 12_000)
+  assert larger[:10_000] == _polynomials("train") and len(set(larger)) == 12_000
+  assert not set(larger) & set(_polynomials("test"))
+
+
 def test_tasks_are_registered_with_their_splits():
   for fmt in ("direct", "scratchpad"):
     task = seqio.get_mixture_or_task(f"polynomial_{fmt}")
     assert [task.num_input_examples(s) for s in ("train", "test")] == [10_000, 2_000]
+    large = seqio.get_mixture_or_task(f"polynomial_large_{fmt}_symbols")
+    assert [large.num_input_examples(s) for s in ("train", "test")] == [100_000, 2_000]
     lengths = get_task_info(f"polynomial_{fmt}").max_lengths
     assert lengths["train"]["inputs"] == max(len(polynomial.polynomial_input(p)) for p in _polynomials("train")) + 1
 

@@ -85,6 +85,15 @@ def test_every_shipped_config_fits_its_task(spec):
   assert cfg.data.inputs_length + cfg.data.targets_length <= cfg.model.max_length
 
 
+def test_the_polynomial_configs_name_their_data_and_vocabulary():
+  from conftest import ROOT
+  from scratchpad import config as config_lib
+  load = lambda arg: config_lib.load_config_file(f"{ROOT / 'configs' / 'polynomial.py'}:{arg}").task
+  assert load("direct") == "polynomial_direct"
+  assert load("scratchpad,symbols,large") == "polynomial_large_scratchpad_symbols"
+  assert seqio.get_mixture_or_task(load("direct,large")).num_input_examples("train") == 100_000
+
+
 def test_unknown_variant_is_a_clear_error():
   from conftest import ROOT
   from scratchpad import config as config_lib
