@@ -35,7 +35,7 @@ def direct_target(hand: tuple[int, ...]) -> str:
 def parse_input(text: str) -> tuple[int, ...]:
   """The hand an input was written from (card indices); ValueError for anything else."""
   cards = text.split(" ")
-  if not cards or any(len(c) != 1 or c not in CARDS for c in cards):
+  if any(len(c) != 1 or c not in CARDS for c in cards):
     raise ValueError(f"{text!r} is not a hand of cards: one of {CARDS} each, separated by single spaces, "
                      "e.g. 'K 7 A 9 4'")
   return tuple(CARDS.index(c) for c in cards)
