@@ -74,6 +74,7 @@ def test_bad_input_is_one_line_and_writes_nothing(argv, expected, capsys, tmp_pa
   assert not workdir.exists()
 
 
+@pytest.mark.e2e  # 20-25 s: whole runs; CI runs it with `-m e2e`
 def test_a_run_on_a_non_local_filesystem_writes_everything_of_its_own_there(tmp_path, monkeypatch, capsys):
   """TensorFlow's ram:// stands in for gs://: both go through gfile. Orbax's arrays go through
   TensorStore, which serves gs:// but not ram://, so the checkpoints alone stay local here."""
@@ -141,6 +142,7 @@ def test_predict_names_the_first_bad_line_before_decoding(trained, tmp_path, cap
   assert capsys.readouterr().out == "" and snapshot(trained) == before
 
 
+@pytest.mark.e2e  # 20-25 s: whole runs; CI runs it with `-m e2e`
 def test_compare_trains_each_format_and_prints_one_table(tmp_path, capsys):
   config = f"--config={ROOT / 'configs' / 'addition.py'}:tiny,laptop"
   assert cli.main(["compare", config, *TINY, "--config.train.steps=2", f"--workdir={tmp_path}"]) == 0
@@ -164,6 +166,7 @@ def test_predict_prints_a_completion_from_the_command_line(trained):
   assert run.stdout.strip()  # an untrained model's text, but text from the real path
 
 
+@pytest.mark.e2e  # 20-25 s: whole runs; CI runs it with `-m e2e`
 def test_compare_on_programs_reports_trace_line_accuracy(tmp_path, capsys):
   config = f"--config={ROOT / 'configs' / 'programs.py'}:tiny,paper"
   assert cli.main(["compare", config, *TINY, "--config.train.steps=2", "--config.eval.max_examples=4",

@@ -76,6 +76,7 @@ def test_resumed_run_continues_exactly(make_config, tmp_path):
   np.testing.assert_allclose([h["loss"] for h in first + second], [h["loss"] for h in uninterrupted], rtol=1e-6)
 
 
+@pytest.mark.e2e  # 20-25 s: whole runs; CI runs it with `-m e2e`
 def test_a_resumed_run_restores_the_pipeline_and_reads_no_consumed_batch(make_config, tmp_path, monkeypatch):
   import tensorflow as tf
   cfg = make_config("scratchpad", train__steps=12, train__log_every=1, train__checkpoint_every=8)
@@ -90,6 +91,7 @@ def test_a_resumed_run_restores_the_pipeline_and_reads_no_consumed_batch(make_co
   np.testing.assert_allclose([h["loss"] for h in second], [h["loss"] for h in uninterrupted[8:]], rtol=1e-6)
 
 
+@pytest.mark.e2e  # 20-25 s: whole runs; CI runs it with `-m e2e`
 def test_a_missing_data_position_replays_and_another_process_count_is_refused(make_config, tmp_path, capsys):
   cfg = make_config("scratchpad", train__steps=6, train__log_every=1, train__checkpoint_every=3)
   on_task(cfg, "addition_scratchpad_1to2")
