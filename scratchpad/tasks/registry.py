@@ -187,13 +187,14 @@ for _hi in (2, 3, 4, 5, 6):
 # paper's) and keeps the same test: more data, a labelled departure from the paper. Few
 # polynomials have one or two terms, so distinct draws hold more of three (66% against 42%).
 _POLYNOMIAL_SPLITS = {"train": (10_000, False, 11), "test": (2_000, True, 12)}  # size, held out, seed
-POLYNOMIAL_TRAIN_SIZES = {"": 10_000, "_large": 100_000}
+POLYNOMIAL_TRAIN_SIZES = {"": _POLYNOMIAL_SPLITS["train"][0], "_large": 100_000}
+_generated_polynomials = functools.lru_cache(maxsize=None)(polynomial.generate)
 
 
-@functools.lru_cache(maxsize=None)
 def _polynomials(split: str, train_size: int = _POLYNOMIAL_SPLITS["train"][0]):
+  """A split's polynomials, built once per (size, held out, seed): both train sizes share one test."""
   size, held_out, seed = _POLYNOMIAL_SPLITS[split]
-  return polynomial.generate(train_size if split == "train" else size, held_out, seed)
+  return _generated_polynomials(train_size if split == "train" else size, held_out, seed)
 
 
 for _fmt, _target_fn in (("direct", polynomial.direct_target), ("scratchpad", polynomial.scratchpad_target)):
