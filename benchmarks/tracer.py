@@ -1,13 +1,13 @@
 """Tracer throughput: programs traced per second, each in its own sandboxed process.
 
     python -m benchmarks.tracer                          # this checkout's tracer
-    git show REV:scratchpad/tasks/tracer.py > /tmp/old_tracer.py
+    git show REV:scratchpad/tracing/tracer.py > /tmp/old_tracer.py
     python -m benchmarks.tracer --baseline=/tmp/old_tracer.py   # and another's, in the same run
 
 The baseline is a tracer.py of another revision, loaded by path (before the OS sandbox it was
 one self-contained file; its shared worker ran every program in one process). Both trace the
 same programs in alternating rounds; the table gives the median rate of the rounds. Only the
-standard library and `scratchpad.tasks.tracer`: no JAX.
+standard library and `scratchpad.tracing.tracer`: no JAX.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import statistics
 import sys
 import time
 
-from scratchpad.tasks import tracer
+from scratchpad.tracing import tracer
 
 PROGRAMS = {
     "4-line straight-line": "a = 3\nb = a * 2\nc = a + b\noutput = c\n",

@@ -335,7 +335,7 @@ def run(argv: list[str]) -> None:
   if args.allow_weak_sandbox:
     os.environ["SCRATCHPAD_ALLOW_WEAK_SANDBOX"] = "1"  # tracer.WEAK_SANDBOX_ENV, read where programs are traced
   if args.command == "trace":
-    from scratchpad.tasks import tracer  # the standard library alone: no TensorFlow
+    from scratchpad.tracing import tracer  # the standard library alone: no TensorFlow
     if not args.program:
       raise UsageError("trace needs a Python file: python -m scratchpad trace FILE.py")
     if not os.path.isfile(args.program):
@@ -407,7 +407,7 @@ def main(argv=None) -> int:
       print(f"\n{e}", flush=True)  # saved: not an error; rerunning the command resumes
       return 0
     diverged = trainer is not None and isinstance(e, trainer.Diverged)
-    from scratchpad.tasks.sandbox import SandboxUnavailable  # the standard library alone
+    from scratchpad.tracing.sandbox import SandboxUnavailable  # the standard library alone
     if not (diverged or isinstance(e, (ValueError, KeyError, FileNotFoundError, SandboxUnavailable))):
       raise
     message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

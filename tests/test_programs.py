@@ -8,8 +8,9 @@ import pytest
 import seqio
 from hypothesis import given, settings
 
-from scratchpad.tasks import get_task_info, programs, registry, tracer
+from scratchpad.tasks import get_task_info, programs, registry
 from scratchpad.tasks.vocabulary import token_length
+from scratchpad.tracing import tracer
 
 
 def run(program: str):

@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from scratchpad.tasks import sandbox, tracer
+from scratchpad.tracing import sandbox, tracer
 
 pytestmark = pytest.mark.sandbox
 

@@ -12,10 +12,10 @@ import time
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from scratchpad.tasks import sandbox, tracer  # the standard library alone: no TensorFlow
+from scratchpad.tracing import sandbox, tracer  # the standard library alone: no TensorFlow
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-TRACER_FILE = ROOT / "scratchpad" / "tasks" / "tracer.py"
+TRACER_FILE = ROOT / "scratchpad" / "tracing" / "tracer.py"
 
 SPEC_PROGRAM = '''def remove_Occ(s,ch):
     for i in range(len(s)):

@@ -2,8 +2,8 @@
 
 `scratchpad.tasks.registry` registers every Task with seqio; asking this
 package for `TASKS`, `VOCABULARY`, `TaskInfo` or `get_task_info` imports it.
-The tracer needs only the standard library, so `python -m scratchpad trace`
-starts without loading TensorFlow.
+The tracer (`scratchpad.tracing`) needs only the standard library, so
+`python -m scratchpad trace` starts without loading TensorFlow.
 """
 
 _REGISTRY_NAMES = ("TASKS", "VOCABULARY", "TaskInfo", "get_task_info")

@@ -30,8 +30,8 @@ import string
 
 import numpy as np
 
-from scratchpad.tasks import tracer
 from scratchpad.tasks.vocabulary import token_length
+from scratchpad.tracing import tracer
 
 ALPHABET = string.printable  # what a program input may use (predict checks it)
 

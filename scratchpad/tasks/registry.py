@@ -16,8 +16,9 @@ from typing import Callable, Sequence
 import seqio
 import tensorflow as tf
 
-from scratchpad.tasks import addition, card_total, digit_sum, multi_addition, parity, pauses, polynomial, programs, text_corpus, three_sum, tracer
+from scratchpad.tasks import addition, card_total, digit_sum, multi_addition, parity, pauses, polynomial, programs, text_corpus, three_sum
 from scratchpad.tasks.vocabulary import SYMBOLS, VOCABULARY, token_length
+from scratchpad.tracing import tracer
 
 
 def output_features(vocabulary: seqio.Vocabulary = VOCABULARY) -> dict[str, seqio.Feature]:

@@ -107,7 +107,7 @@ import types
 from collections.abc import Sequence
 
 if __package__:
-  from scratchpad.tasks import sandbox
+  from scratchpad.tracing import sandbox
 else:  # the template process: this file run by path, the standard library alone on sys.path
   import importlib.util
   _spec = importlib.util.spec_from_file_location("sandbox", os.path.join(os.path.dirname(__file__), "sandbox.py"))
@@ -746,7 +746,7 @@ def trace_program(source: str, limits: Limits = Limits()) -> Trace:
 
 
 def main(argv: list[str]) -> int:
-  """`python scratchpad/tasks/tracer.py FILE.py`: prints the trace of FILE.py."""
+  """`python scratchpad/tracing/tracer.py FILE.py`: prints the trace of FILE.py."""
   if len(argv) != 1:
     print("error: usage: tracer.py FILE.py", file=sys.stderr)
     return 2
