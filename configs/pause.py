@@ -26,7 +26,7 @@ import ml_collections
 
 from scratchpad import config as config_lib
 from scratchpad.tasks import downstream
-from scratchpad.tasks.registry import PAUSE_TASKS as SMALL_TASKS
+from scratchpad.tasks.direct_tasks import PAUSE_TASKS as SMALL_TASKS
 
 PRETRAINING = config_lib.PAUSE_PRETRAINING
 FINETUNING = config_lib.PAUSE_VARIANTS

@@ -66,7 +66,7 @@ def _parser() -> argparse.ArgumentParser:
   p.add_argument("--input_file", help="predict: a file of inputs, one a line")
   p.add_argument("--formats", default="direct,scratchpad", help="compare: the formats to run")
   p.add_argument("--max_new_tokens", type=int, default=1024, help="predict: decoding limit")
-  p.add_argument("--tasks", default=None, help="pause-study: fine-tuning tasks (default: registry.PAUSE_STUDY_TASKS)")
+  p.add_argument("--tasks", default=None, help="pause-study: fine-tuning tasks (default: direct_tasks.PAUSE_STUDY_TASKS)")
   p.add_argument("--seeds", type=int, default=5, help="pause-study: fine-tuning seeds per variant and task")
   p.add_argument("--ablation_seeds", type=int, default=3, help="pause-study: seeds per ablation setting")
   p.add_argument("--pause_counts", default="2,5,20,50",
@@ -276,7 +276,7 @@ def pause_study(args, overrides) -> None:
   from scratchpad import files
   from scratchpad import pause_study as study_lib
   from scratchpad import report
-  from scratchpad.tasks.registry import PAUSE_STUDY_TASKS
+  from scratchpad.tasks.direct_tasks import PAUSE_STUDY_TASKS
   path, _, arg = args.config.partition(":")
   variant = config_lib.parse_variant(arg, {"size": tuple(config_lib.SIZES), "corpus": ("text", "c4")},
                                      {"size": "tiny", "corpus": "text"}, f"pause-study {path}")

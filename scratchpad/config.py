@@ -12,7 +12,7 @@ import seqio
 
 from scratchpad import files
 from scratchpad.model import attention, positions, transformer
-from scratchpad.tasks import VOCABULARY, get_task_info
+from scratchpad.tasks import VOCABULARY, get_task_info, task_vocabulary, with_pauses
 from scratchpad.train import sharding
 
 CONFIG_FILE = "config.json"
@@ -245,7 +245,6 @@ def apply_overrides(cfg: ml_collections.ConfigDict, overrides) -> ml_collections
 
 
 def task_vocabulary_of(cfg: ml_collections.ConfigDict):
-  from scratchpad.tasks.registry import task_vocabulary
   return task_vocabulary(cfg.task)
 
 
@@ -280,7 +279,6 @@ def _pauses(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
 
 def train_task(cfg: ml_collections.ConfigDict) -> str:
   """The seqio task a run trains on: `cfg.task` with the config's pauses."""
-  from scratchpad.tasks.registry import with_pauses
   p = _pauses(cfg)
   if p.pretrain_fraction and p.finetune:
     raise ValueError("pauses.pretrain_fraction and pauses.finetune are exclusive: a run pretrains or fine-tunes")
@@ -289,7 +287,6 @@ def train_task(cfg: ml_collections.ConfigDict) -> str:
 
 def eval_task(cfg: ml_collections.ConfigDict, num_pauses: int | None = None) -> str:
   """The seqio task a run is evaluated on: `cfg.task` with M_inf pauses (default: the config's)."""
-  from scratchpad.tasks.registry import with_pauses
   p = _pauses(cfg)
   if num_pauses is None:
     num_pauses = p.finetune if p.inference < 0 else p.inference

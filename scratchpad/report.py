@@ -91,7 +91,7 @@ def task_summary(task_name: str) -> str:
   """A task's splits: examples, longest input and target, and what its build dropped."""
   import seqio
   from scratchpad.tasks import get_task_info
-  from scratchpad.tasks.registry import PROGRAM_REPORTS
+  from scratchpad.tasks.programs import PROGRAM_REPORTS
   info = get_task_info(task_name)
   lengths = info.max_lengths  # builds every split
   rows = []

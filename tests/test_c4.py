@@ -11,7 +11,7 @@ import sentencepiece as spm
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from scratchpad.tasks import c4
+from scratchpad.tasks import c4, get_task_info
 from scratchpad.tasks.vocabulary import SPM_ENV, PauseSentencePieceVocabulary
 
 LENGTH = 64
@@ -125,10 +125,9 @@ def test_random_tfds_examples_flow_through_both_tasks(vocab):
 
 
 def test_registration_is_recorded_and_idempotent(vocab):
-  from scratchpad.tasks import registry
   assert c4.register(vocab, suffix=SUFFIX) == (STD, PAUSE)
   for name in (STD, PAUSE):
-    info = registry.get_task_info(name)
+    info = get_task_info(name)
     assert info.max_lengths is None and info.alphabet is None
     assert SPM_ENV in info.description
     task = seqio.get_mixture_or_task(name)

@@ -20,7 +20,7 @@ import tensorflow_datasets as tfds
 from hypothesis import strategies as st
 
 from scratchpad.tasks import downstream
-from scratchpad.tasks import registry as registry_mod
+from scratchpad.tasks import get_task_info, task_names, with_pauses
 from scratchpad.tasks.vocabulary import EOS_ID, PAUSE_ID, VOCABULARY
 
 downstream.register()
@@ -133,12 +133,12 @@ def test_register_is_idempotent_and_records_task_info():
   assert set(seqio.TaskRegistry.names()) == before
   assert set(downstream.DOWNSTREAM_TASKS) <= before
   for name in downstream.DOWNSTREAM_TASKS:
-    info = registry_mod.get_task_info(name)
+    info = get_task_info(name)
     assert info.headline_metric == downstream.HEADLINE_METRICS[name] in ("exact_match", "accuracy")
     assert info.max_lengths is None and info.alphabet is None
     assert downstream.EVAL_SPLITS[name] in seqio.get_mixture_or_task(name).splits
-  assert registry_mod.get_task_info("squad").answer_fn(" The Denver Broncos.") == "denver broncos"
-  assert registry_mod.get_task_info("gsm8k").answer_fn("so 2 + 3 = 5 apples") == "5"
+  assert get_task_info("squad").answer_fn(" The Denver Broncos.") == "denver broncos"
+  assert get_task_info("gsm8k").answer_fn("so 2 + 3 = 5 apples") == "5"
 
 
 def test_register_spm_needs_no_model_until_used(monkeypatch):
@@ -146,7 +146,7 @@ def test_register_spm_needs_no_model_until_used(monkeypatch):
   downstream.register_spm()
   downstream.register_spm()
   for name in downstream.DOWNSTREAM_TASKS:
-    assert f"{name}_spm" in seqio.TaskRegistry.names() and f"{name}_spm" in registry_mod.TASKS
+    assert f"{name}_spm" in seqio.TaskRegistry.names() and f"{name}_spm" in task_names()
 
 
 @pytest.mark.parametrize("name", [n for n in downstream.DOWNSTREAM_TASKS if n != "commonsense_qa"])
@@ -322,8 +322,8 @@ def test_gsm8k_numbers_with_commas(n):
 
 
 def test_pause_finetuning_variant_keeps_gold_answers(mock_tfds):
-  """`registry.with_pauses` derives a task with M pauses after the input; scoring is unchanged."""
-  name = registry_mod.with_pauses("squad", appended=3)
+  """`with_pauses` derives a task with M pauses after the input; scoring is unchanged."""
+  name = with_pauses("squad", appended=3)
   exs = examples(name, "validation")
   assert exs[0]["inputs"][-4:].tolist() == [EOS_ID] + [PAUSE_ID] * 3
   assert score(name, exs, lambda ex: "Denver Broncos") == {"exact_match": 100.0, "f1": 100.0}

@@ -6,7 +6,7 @@ from flax import nnx
 from scratchpad.evaluation import evaluator
 from scratchpad.model import transformer
 from scratchpad.tasks import addition, get_task_info
-from scratchpad.tasks.registry import accuracy_metrics
+from scratchpad.tasks.registration import accuracy_metrics
 
 
 def test_batched_generation_equals_one_at_a_time():

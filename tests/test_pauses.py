@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from conftest import ROOT
 from scratchpad import config as config_lib
 from scratchpad import pause_study, report
-from scratchpad.tasks import get_task_info, pauses, registry
+from scratchpad.tasks import get_task_info, pauses, with_pauses
 from scratchpad.tasks.vocabulary import EOS_ID, PAUSE_ID
 from scratchpad.train import input_pipeline
 
@@ -47,7 +47,7 @@ def test_inserted_pauses_are_spread_uniformly():
 
 @pytest.mark.parametrize("prepend", [False, True])
 def test_pause_task_appends_m_pauses_after_the_eos(prepend):
-  name = registry.with_pauses("digit_sum", appended=7, prepend=prepend)
+  name = with_pauses("digit_sum", appended=7, prepend=prepend)
   base = next(seqio.get_mixture_or_task("digit_sum").get_dataset(None, split="test", shuffle=False)
               .as_numpy_iterator())["inputs"].tolist()
   ex = next(seqio.get_mixture_or_task(name).get_dataset(None, split="test", shuffle=False).as_numpy_iterator())
@@ -56,7 +56,7 @@ def test_pause_task_appends_m_pauses_after_the_eos(prepend):
   info, base_info = get_task_info(name), get_task_info("digit_sum")
   assert info.max_lengths["train"]["inputs"] == base_info.max_lengths["train"]["inputs"] + 7
   assert (info.num_pauses, info.prepend_pauses) == (7, prepend)
-  assert registry.with_pauses("digit_sum", appended=7, prepend=prepend) == name, "registered once"
+  assert with_pauses("digit_sum", appended=7, prepend=prepend) == name, "registered once"
 
 
 def test_no_loss_where_the_next_token_is_a_pause(make_config):
@@ -130,7 +130,7 @@ def test_eval_task_uses_m_inf_and_defaults_to_m_ft():
 
 def test_prompt_for_typed_input_carries_the_pauses():
   from scratchpad.evaluation import evaluator
-  prompt = evaluator.prompt_for_text(registry.with_pauses("digit_sum", appended=4), "1 2")
+  prompt = evaluator.prompt_for_text(with_pauses("digit_sum", appended=4), "1 2")
   assert prompt[0] == 0 and prompt[-5:] == [EOS_ID] + [PAUSE_ID] * 4
 
 

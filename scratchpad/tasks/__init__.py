@@ -1,16 +1,15 @@
 """Data: the byte vocabulary, the papers' formats and their seqio Tasks.
 
-`scratchpad.tasks.registry` registers every Task with seqio; asking this
-package for `TASKS`, `VOCABULARY`, `TaskInfo` or `get_task_info` imports it.
-The tracer (`scratchpad.tracing`) needs only the standard library, so
-`python -m scratchpad trace` starts without loading TensorFlow.
+`import scratchpad.tasks` registers every Task with seqio: each task module
+registers its own through `registration`, and this package imports them all.
+`get_task_info(name)` gives what seqio does not keep of a task (its alphabet,
+lengths, answer parser, headline metric, pauses). The tracer and its sandbox
+are `scratchpad.tracing`, which needs the standard library alone.
 """
 
-_REGISTRY_NAMES = ("TASKS", "VOCABULARY", "TaskInfo", "get_task_info")
+from scratchpad.tasks import addition, c4, direct_tasks, downstream, polynomial, programs, text_corpus
+from scratchpad.tasks.registration import TaskInfo, get_task_info, task_names, task_vocabulary, with_pauses
+from scratchpad.tasks.vocabulary import VOCABULARY
 
-
-def __getattr__(name: str):
-  if name in _REGISTRY_NAMES:
-    from scratchpad.tasks import registry
-    return getattr(registry, name)
-  raise AttributeError(f"module 'scratchpad.tasks' has no attribute {name!r}")
+__all__ = ["addition", "c4", "direct_tasks", "downstream", "polynomial", "programs", "text_corpus",
+           "TaskInfo", "get_task_info", "task_names", "task_vocabulary", "with_pauses", "VOCABULARY"]

@@ -16,16 +16,20 @@ only equal ones): the `+` stays while either operand has digits left and a used
 up operand is written as nothing, so 123 + 45 has the step `1 + , 6 8 C: 0`;
 once both are used up the `+` goes too. The line after the last step is the
 final carry followed by the result digits.
+
+Importing this module registers its seqio Tasks, `addition_{direct,scratchpad}*`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 
 import numpy as np
 
-from scratchpad.tasks.vocabulary import SCRATCH_CLOSE, SCRATCH_OPEN
+from scratchpad.tasks.registration import SYMBOLS_SUFFIX, Breakdown, register_task
+from scratchpad.tasks.vocabulary import SCRATCH_CLOSE, SCRATCH_OPEN, SYMBOLS, VOCABULARY, token_length
 
 ALPHABET = "0123456789 +"  # every character an addition input may use
 
@@ -153,3 +157,53 @@ def generate_pairs(split: AdditionSplit, seed: int) -> list[tuple[int, int]]:
     if is_held_out(a, b) == split.held_out:
       pairs.append((a, b))
   return pairs
+
+
+# The Tasks. Seeds differ per split; both formats share the pairs.
+_ADDITION_SEEDS = {"train": 1, "test": 2, "ood": 3}
+
+
+@functools.lru_cache(maxsize=None)
+def _addition_pairs(split: AdditionSplit, seed: int):
+  return generate_pairs(split, seed)
+
+
+def register_addition(train_digits: tuple[int, int], ood_digits: tuple[int, int],
+                      sizes=(100_000, 10_000, 1_000), suffix: str = ""):
+  """`addition_{direct,scratchpad}{suffix}` and their `_symbols` variants, over the same pairs."""
+  lo, hi = train_digits
+  splits = {
+      "train": AdditionSplit(sizes[0], lo, hi, held_out=False),
+      "test": AdditionSplit(sizes[1], lo, hi, held_out=True),
+      "ood": AdditionSplit(sizes[2], *ood_digits, held_out=True),
+  }
+  for fmt, target_fn in (("direct", direct_target), ("scratchpad", scratchpad_target)):
+
+    def examples_fn(split, target_fn=target_fn):
+      pairs = _addition_pairs(splits[split], _ADDITION_SEEDS[split])
+      return [(addition_input(a, b), target_fn(a, b)) for a, b in pairs]
+
+    for vocabulary, vocabulary_suffix in ((VOCABULARY, ""), (SYMBOLS, SYMBOLS_SUFFIX)):
+      # The longest example of a digit range is the all-nines pair: longest carry chain.
+      def longest(s, target_fn=target_fn, vocabulary=vocabulary):
+        n = int("9" * s.max_digits)
+        return {"inputs": token_length(addition_input(n, n), vocabulary),
+                "targets": token_length(target_fn(n, n), vocabulary)}
+
+      register_task(
+          f"addition_{fmt}{suffix}{vocabulary_suffix}", examples_fn,
+          splits={k: s.num_examples for k, s in splits.items()},
+          alphabet=ALPHABET,
+          answer_fn=final_answer,
+          description=f"{fmt} long addition, train/test {lo}-{hi} digits, ood {ood_digits[0]}-{ood_digits[1]}"
+                      + (", one token per symbol" if vocabulary_suffix else ""),
+          max_lengths={k: longest(s) for k, s in splits.items()},
+          vocabulary=vocabulary, parse_input=parse_input,
+          breakdown=Breakdown("answer_accuracy_by_length", operand_length, "digits", (lo, hi)))
+
+
+# The paper's setup: 1-8 digits (100k/10k), out of distribution 9-10 digits (1k).
+register_addition((1, 8), (9, 10))
+# Shorter ranges for runs that must finish on a laptop CPU: ood is the next two lengths.
+for _hi in (2, 3, 4, 5, 6):
+  register_addition((1, _hi), (_hi + 1, _hi + 2), suffix=f"_1to{_hi}")

@@ -1,12 +1,13 @@
 """C4 English as seqio Tasks: the pretraining corpus of the pause-token paper (SPEC 2).
 
 Goyal et al. pretrain decoder-only models on C4 (English), with and without
-pauses, before any fine-tuning. `register()` adds two Tasks over the same
-documents, with the loss on every token (a decoder-only LM, `targets` only):
+pauses, before any fine-tuning. `register()`, run on import, adds two Tasks
+over the same documents, with the loss on every token (a decoder-only LM,
+`targets` only):
 
 - `c4_std`: standard pretraining. Each document is tokenized, cut into pieces
   of `targets` length minus one, and each piece ends with eos.
-- `c4_std_inserted10pct` (`registry.with_pauses`): pause-pretraining, as in
+- `c4_std_inserted10pct` (`registration.with_pauses`): pause-pretraining, as in
   the paper (`pauses.insert_pauses`, its pause id read when the data is built).
   The same pieces; k = round(10%) of a piece's length n of `<pause>` ids go
   to uniformly random slots among n + k, and the piece is trimmed back to n.
@@ -33,6 +34,7 @@ import functools
 import seqio
 import tensorflow as tf
 
+from scratchpad.tasks.registration import TaskInfo, add_task, with_pauses
 from scratchpad.tasks.vocabulary import SPM_ENV, spm_vocabulary
 
 # The version this TFDS's C4 code builds; older prepared versions load from their files.
@@ -88,10 +90,8 @@ def register(vocabulary: seqio.Vocabulary | None = None, suffix: str = "", tfds_
   `vocabulary` defaults to the SentencePiece model at $SCRATCHPAD_SPM (read
   lazily); it must have a `pause_id`. `data_dir` defaults to TFDS's own
   (TFDS_DATA_DIR, else ~/tensorflow_datasets). Returns the two names: the pause
-  version is `registry.with_pauses(c4_std, PAUSE_FRACTION)`.
+  version is `with_pauses(c4_std, PAUSE_FRACTION)`.
   """
-  from scratchpad.tasks import registry as registry_mod  # registry imports this module
-
   vocabulary = vocabulary if vocabulary is not None else spm_vocabulary()
   common = [
       load_vocabulary,
@@ -103,17 +103,17 @@ def register(vocabulary: seqio.Vocabulary | None = None, suffix: str = "", tfds_
   ]
   name = f"c4_std{suffix}"
   if name not in seqio.TaskRegistry.names():
-    seqio.TaskRegistry.add(
-        name,
+    add_task(
+        TaskInfo(name, alphabet=None, max_lengths_fn=lambda: None, answer_fn=lambda text: text,
+                 description=f"C4 English ({tfds_name}); loss on every token (SentencePiece from ${SPM_ENV})"),
         source=seqio.TfdsDataSource(tfds_name=tfds_name, tfds_data_dir=data_dir, splits=C4_SPLITS),
         preprocessors=common,
         output_features={"targets": seqio.Feature(vocabulary, add_eos=True)},
         metric_fns=[],
         shuffle_buffer_size=10_000,  # pieces of one document arrive together; mix them with others
     )
-  if name not in registry_mod.TASKS:
-    registry_mod.TASKS[name] = registry_mod.TaskInfo(
-        name, alphabet=None, max_lengths_fn=lambda: None, answer_fn=lambda text: text,
-        description=f"C4 English ({tfds_name}); loss on every token (SentencePiece from ${SPM_ENV})")
   # Pauses go in last, over the finished piece (eos included), which keeps its length.
-  return name, registry_mod.with_pauses(name, inserted_fraction=PAUSE_FRACTION)
+  return name, with_pauses(name, inserted_fraction=PAUSE_FRACTION)
+
+
+register()

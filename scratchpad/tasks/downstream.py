@@ -44,8 +44,8 @@ gold-labelled held-out one: CoQA's development set is TFDS's `test`, LAMBADA's
 is TFDS's `train`, HellaSwag's `test` has no labels and is not offered).
 CommonSenseQA is read from the dataset's own JSONL files in
 $SCRATCHPAD_COMMONSENSE_QA_DIR (`train_rand_split.jsonl`, `dev_rand_split.jsonl`)
-when its data is first used. `register()` adds the nine Tasks (nothing is
-registered on import); `register_spm()` adds SentencePiece versions, `*_spm`.
+when its data is first used. On import, `register()` adds the nine Tasks and
+`register_spm()` their SentencePiece versions, `*_spm` (the model read when first used).
 """
 
 from __future__ import annotations
@@ -64,6 +64,7 @@ import seqio
 import tensorflow as tf
 
 from scratchpad.tasks import vocabulary as vocabulary_lib
+from scratchpad.tasks.registration import TaskInfo, add_task
 
 DOWNSTREAM_TASKS = ("gsm8k", "squad", "coqa", "commonsense_qa", "piqa", "lambada", "hellaswag",
                     "web_questions", "natural_questions")
@@ -436,9 +437,7 @@ def source(name: str) -> seqio.DataSource:
 
 
 def register(vocabulary: seqio.Vocabulary | None = None, suffix: str = "") -> None:
-  """Registers the nine tasks as `{name}{suffix}` with seqio and in `registry.TASKS`; skips those registered."""
-  from scratchpad.tasks import registry as registry_mod  # registry imports this module: no top-level import
-
+  """Registers the nine tasks as `{name}{suffix}`, each with its TaskInfo; skips those registered."""
   vocabulary = vocabulary_lib.VOCABULARY if vocabulary is None else vocabulary
   output_features = {"inputs": seqio.Feature(vocabulary, add_eos=True),
                      "targets": seqio.Feature(vocabulary, add_eos=True)}
@@ -446,8 +445,9 @@ def register(vocabulary: seqio.Vocabulary | None = None, suffix: str = "") -> No
     spec, name = SPECS[base], base + suffix
     postprocess = make_postprocess(spec.normalize)
     if name not in seqio.TaskRegistry.names():
-      seqio.TaskRegistry.add(
-          name,
+      add_task(
+          TaskInfo(name, alphabet=None, max_lengths_fn=lambda: None, answer_fn=postprocess,
+                   description=spec.description, headline_metric=HEADLINE_METRICS[base]),
           source=source(base),
           preprocessors=[spec.format_fn, seqio.preprocessors.tokenize, seqio.preprocessors.append_eos_after_trim],
           output_features=output_features,
@@ -455,12 +455,12 @@ def register(vocabulary: seqio.Vocabulary | None = None, suffix: str = "") -> No
           metric_fns=list(spec.metric_fns),
           shuffle_buffer_size=10_000,
       )
-    if name not in registry_mod.TASKS:
-      registry_mod.TASKS[name] = registry_mod.TaskInfo(
-          name, alphabet=None, max_lengths_fn=lambda: None, answer_fn=postprocess,
-          description=spec.description, headline_metric=HEADLINE_METRICS[base])
 
 
 def register_spm() -> None:
   """The nine tasks over the SentencePiece vocabulary of $SCRATCHPAD_SPM (loaded when first used), as `*_spm`."""
   register(vocabulary_lib.spm_vocabulary(), suffix="_spm")
+
+
+register()
+register_spm()

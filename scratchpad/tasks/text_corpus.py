@@ -5,7 +5,7 @@ it, so the pause study pretrains on documents of at most `PIECE_BYTES` bytes,
 one to a training row: half are pieces of a fixed list of Python
 standard-library modules (real, human-written text that ships with every
 Python), half are the train text of a fixed list of small tasks, equally from
-each (`registry.CORPUS_TASKS`), so that a 0.8M-parameter model has seen the
+each (`CORPUS_TASKS`), so that a 0.8M-parameter model has seen the
 tasks' alphabet and line shapes before fine-tuning, as C4 gives the paper's
 models their general skills. The list does not depend on which tasks a study
 fine-tunes on. One document a row, never packed: a pause-pretrained row is the
@@ -14,6 +14,7 @@ length, so both pretrainings draw the same documents in the same order and
 PausePT sees about a tenth fewer text tokens, as in the paper. The modules'
 text differs a little between Python versions; within one version it is fixed.
 The last two modules are the validation split (standard-library text only).
+Registered as the Task `pretrain_text`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from __future__ import annotations
 import os
 import random
 import sysconfig
+
+from scratchpad.tasks.registration import get_task_info, register_text
 
 MODULES = ("bisect", "calendar", "colorsys", "copy", "csv", "fnmatch", "fractions", "functools", "glob",
            "graphlib", "heapq", "numbers", "operator", "pprint", "queue", "random", "reprlib", "sched",
@@ -65,3 +68,18 @@ def documents(split: str, task_lines: dict[str, list[str]]) -> list[str]:
   docs = source + task_docs
   random.Random(0).shuffle(docs)  # a fixed interleaving; the pipeline shuffles by its seed on top
   return docs
+
+
+# The tasks whose text the corpus holds: a fixed list, so changing the study's tasks does not
+# change pretraining. Read by name when the corpus is built, from the registry.
+CORPUS_TASKS = ("parity", "three_sum", "digit_sum", "addition_direct_1to3")
+
+
+def _corpus_documents(split: str) -> list[str]:
+  task_lines = {t: [f"{i}\n{o}\n" for i, o in get_task_info(t).examples_fn("train")] for t in CORPUS_TASKS}
+  return documents(split, task_lines)
+
+
+register_text("pretrain_text", _corpus_documents, {"train": None, "validation": None},
+              "pause pretraining corpus: Python standard-library source and the text of "
+              f"{', '.join(CORPUS_TASKS)}, in documents of {PIECE_BYTES} bytes")

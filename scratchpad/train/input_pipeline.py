@@ -23,7 +23,7 @@ import seqio
 import tensorflow as tf
 
 from scratchpad import files
-import scratchpad.tasks.registry  # noqa: F401  (registers the Tasks)
+from scratchpad.tasks import task_vocabulary
 
 MODEL_FEATURES = ("decoder_input_tokens", "decoder_target_tokens", "decoder_loss_weights",
                   "decoder_segment_ids", "decoder_positions")
@@ -105,7 +105,7 @@ class Batches:
     if global_batch_size % jax.process_count():
       raise ValueError(f"train.batch_size={global_batch_size} is not divisible by {jax.process_count()} processes")
     self.sharding, self.saveable = sharding, True
-    self.pause_id = getattr(seqio.get_mixture_or_task(task).output_features["targets"].vocabulary, "pause_id", None)
+    self.pause_id = getattr(task_vocabulary(task), "pause_id", None)
     local = global_batch_size // jax.process_count()
     saved = self._saved_state(workdir, start_step) if workdir and start_step else None
     self.resumed = "restored" if saved else ("replayed" if start_step else "new")
