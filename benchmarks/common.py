@@ -17,7 +17,6 @@ import glob
 import gzip
 import json
 import os
-import platform
 import statistics
 import time
 from typing import Callable
@@ -26,6 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from scratchpad import host
 from scratchpad.model import cpu_blas, transformer
 from scratchpad.train import host_memory
 
@@ -72,10 +72,13 @@ def set_host_memory(args) -> str:
 
 def model_config(args) -> transformer.ModelConfig:
   layers, d_model, heads, mlp = SIZES[args.size]
+  block = getattr(args, "attention_block", None)
+  block = 0 if block is None else block or 1 << 30  # --attention_block=0: the whole row one block
   return transformer.ModelConfig(
       vocab_size=args.vocab, num_layers=args.layers or layers, d_model=args.d_model or d_model,
       num_heads=args.heads or heads, mlp_dim=args.mlp_dim or mlp, position_encoding="rope",
       dtype=args.dtype or default_dtype(), attention=getattr(args, "attention", "auto"),
+      attention_block=block,
       remat=args.remat, scan_layers=args.scan_layers)
 
 
@@ -95,7 +98,7 @@ def device_line() -> str:
   kind = getattr(d, "device_kind", d.platform)
   cores = ""
   if d.platform == "cpu":
-    cores = f", {os.cpu_count()} logical cores, {platform.processor() or platform.machine()}"
+    cores = f", {os.cpu_count()} logical cores, {host.cpu_model()}"
   return f"{d.platform} ({kind}{cores}) x{jax.device_count()}; jax {jax.__version__}"
 
 
@@ -158,7 +161,7 @@ def matmul_rate(dtype: str, n: int, reps: int = 10, compiler_options: dict | Non
   `mkl` as the model's MKL custom call does (`cpu_blas`, float32): the denominator of our MFU."""
   a = jax.random.normal(jax.random.key(1), (n, n), jnp.float32).astype(dtype)
   b = jax.random.normal(jax.random.key(2), (n, n), jnp.float32).astype(dtype)
-  product = cpu_blas.matmul if mkl else functools.partial(jnp.matmul, preferred_element_type=jnp.float32)
+  product = cpu_blas.mkl_or_xla_matmul if mkl else functools.partial(jnp.matmul, preferred_element_type=jnp.float32)
   matmul = jax.jit(product, compiler_options=compiler_options or None)
   timing = time_calls(lambda: matmul(a, b), warmup=2, steps=reps, sync=jax.block_until_ready)
   return 2 * n ** 3 / timing.median_s, timing

@@ -20,6 +20,7 @@ import statistics
 import sys
 import time
 
+from scratchpad import host
 from scratchpad.tracing import tracer
 
 PROGRAMS = {
@@ -59,13 +60,7 @@ def fork_rate(count: int = 500) -> float:
 
 
 def cpu_line() -> str:
-  model = platform.processor() or platform.machine()
-  try:
-    with open("/proc/cpuinfo") as f:
-      model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-  except (OSError, StopIteration):
-    pass
-  return f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}"
+  return f"{host.cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
 def main(argv=None) -> None:

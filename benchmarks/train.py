@@ -16,7 +16,7 @@ What it measures, in one process:
     with our step's options; the highest is the MFU denominator;
   * our train step — `scratchpad.model.transformer.Transformer`, the trainer's optimizer
     (global-norm clipping + AdamW, warmup-cosine) and loss, the step function of
-    `scratchpad.train.trainer.Setup.train_step_fn` jitted on one device with the state
+    `scratchpad.train.trainer.ShardedTraining.train_step_fn` jitted on one device with the state
     donated and the trainer's `compile_options` — on a fixed synthetic batch (one segment per row, every position a target);
   * the PyTorch model of `benchmarks.torch_model` on the same batch, eager and torch.compile;
   * a bound: our step's matmuls alone in one program (`matmuls_alone`; `--no-matmuls_alone` skips it);
@@ -101,7 +101,7 @@ def is_matmul(eqn) -> bool:
 
 
 def mkl_products(eqn) -> list[tuple[tuple, tuple, bool, bool]]:
-  """The matrix products of one MKL custom call, as `cpu_blas.matmul` operands (a shape, b
+  """The matrix products of one MKL custom call, as `cpu_blas.mkl_or_xla_matmul` operands (a shape, b
   shape, transpose_a, transpose_b)."""
   target, attributes = eqn.params["target_name"], dict(eqn.params["attributes"])
   if target == cpu_blas.TARGET:
@@ -152,7 +152,7 @@ def matmuls_alone(cfg: transformer.ModelConfig, hp: common.TrainHParams, batch: 
 
   def all_matmuls(*arrays):
     return ([eqn.primitive.bind(arrays[i], arrays[j], **eqn.params) for (i, j), eqn in zip(dot_operands, dots)]
-            + [cpu_blas.matmul(arrays[i], arrays[j], ta, tb) for (i, j), (_, _, ta, tb) in zip(product_operands, products)])
+            + [cpu_blas.mkl_or_xla_matmul(arrays[i], arrays[j], ta, tb) for (i, j), (_, _, ta, tb) in zip(product_operands, products)])
 
   # Matmuls of the same operands would be merged into one by common-subexpression elimination.
   options = dict(compiler_options or {})
@@ -305,12 +305,7 @@ def parse_args(argv=None):
 def main(argv=None) -> dict:
   args = parse_args(argv)
   args.memory = common.set_host_memory(args)
-  block = {None: attention.ATTENTION_BLOCK, 0: 1 << 30}.get(args.attention_block, args.attention_block)
-  saved, attention.ATTENTION_BLOCK = attention.ATTENTION_BLOCK, block
-  try:  # the block is read when our step is traced
-    return run(args)
-  finally:
-    attention.ATTENTION_BLOCK = saved
+  return run(args)
 
 
 def run(args) -> dict:
@@ -424,7 +419,7 @@ def run(args) -> dict:
         f"XLA's cost analysis of our step {xla_flops / 1e9:.2f} GFLOP")
   print(f"- ours: {args.rounds} rounds x {args.steps} steps after compilation ({compile_s:.1f}s) and "
         f"{args.warmup} warm-up steps; synthetic batch, one segment per row; attention blocks of "
-        f"{min(args.seq, attention.attention_block(args.seq))}"
+        f"{min(args.seq, attention.attention_block(args.seq, cfg.attention_block))}"
         + (f"; XLA options {options}" if options else "; XLA's default options"))
   if modes:
     try:

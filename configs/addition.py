@@ -2,7 +2,7 @@
 
 Variants, as `--config=configs/addition.py:ARGS` with ARGS a comma list of:
   format   direct | scratchpad                 (default scratchpad)
-  size     nano | tiny | mini | small | medium | base | 130m | 1b  (default tiny; config.SIZES)
+  size     nano | tiny | mini | small | medium | base | 130m | 1b  (default tiny; transformer.SIZES)
   recipe   laptop | short | paper              (default laptop)
   vocab    symbols | bytes                     (default symbols)
 
@@ -22,6 +22,7 @@ longest training example.
 import ml_collections
 
 from scratchpad import config as config_lib
+from scratchpad.model import transformer
 
 FORMATS = ("direct", "scratchpad")
 RECIPES = ("laptop", "short", "paper")
@@ -37,7 +38,7 @@ LAPTOP_STEPS = {"scratchpad": 2000, "direct": 600}
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   variant = config_lib.parse_variant(
-      arg, {"format": FORMATS, "size": tuple(config_lib.SIZES), "recipe": RECIPES, "vocab": VOCABS},
+      arg, {"format": FORMATS, "size": tuple(transformer.SIZES), "recipe": RECIPES, "vocab": VOCABS},
       {"format": "scratchpad", "size": "tiny", "recipe": "laptop", "vocab": "symbols"}, "configs/addition.py")
   fmt, recipe = variant["format"], variant["recipe"]
   task = f"addition_{fmt}{TASKS[recipe]}" + ("_symbols" if variant["vocab"] == "symbols" else "")

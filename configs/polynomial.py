@@ -2,7 +2,7 @@
 
 Variants, as `--config=configs/polynomial.py:ARGS` with ARGS a comma list of:
   format   direct | scratchpad                 (default scratchpad)
-  size     nano | tiny | mini | small | medium | base | 130m | 1b  (default tiny; config.SIZES)
+  size     nano | tiny | mini | small | medium | base | 130m | 1b  (default tiny; transformer.SIZES)
   vocab    bytes | symbols                     (default bytes; symbols: one token per digit or sign)
   data     paper | large                       (default paper; large: 100,000 distinct train polynomials
                                                 from the same sampler, 66% of them of 3 terms against
@@ -18,6 +18,7 @@ The data is the paper's: `polynomial_{direct,scratchpad}`, 10,000 train and
 import ml_collections
 
 from scratchpad import config as config_lib
+from scratchpad.model import transformer
 
 FORMATS = ("direct", "scratchpad")
 VOCABS = ("bytes", "symbols")
@@ -25,7 +26,7 @@ DATA = ("paper", "large")
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  variant = config_lib.parse_variant(arg, {"format": FORMATS, "size": tuple(config_lib.SIZES), "vocab": VOCABS,
+  variant = config_lib.parse_variant(arg, {"format": FORMATS, "size": tuple(transformer.SIZES), "vocab": VOCABS,
                                       "data": DATA},
                                      {"format": "scratchpad", "size": "tiny", "vocab": "bytes", "data": "paper"},
                                      "configs/polynomial.py")

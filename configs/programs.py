@@ -2,7 +2,7 @@
 
 Variants, as `--config=configs/programs.py:ARGS` with ARGS a comma list of:
   format   direct | scratchpad                         (default scratchpad)
-  size     nano | tiny | mini | small | medium | base | 130m | 1b  (default tiny; config.SIZES)
+  size     nano | tiny | mini | small | medium | base | 130m | 1b  (default tiny; transformer.SIZES)
   data     laptop | paper | single_line | mbpp         (default laptop)
 
 `paper`: the paper's synthetic programs (while loops, ifs, integer arithmetic),
@@ -17,6 +17,7 @@ their test calls, from the JSONL file named by $SCRATCHPAD_MBPP.
 import ml_collections
 
 from scratchpad import config as config_lib
+from scratchpad.model import transformer
 
 FORMATS = ("direct", "scratchpad")
 DATA = {"laptop": "programs_large", "paper": "programs", "single_line": "single_line", "mbpp": "mbpp"}
@@ -24,7 +25,7 @@ DATA = {"laptop": "programs_large", "paper": "programs", "single_line": "single_
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   variant = config_lib.parse_variant(
-      arg, {"format": FORMATS, "size": tuple(config_lib.SIZES), "data": tuple(DATA)},
+      arg, {"format": FORMATS, "size": tuple(transformer.SIZES), "data": tuple(DATA)},
       {"format": "scratchpad", "size": "tiny", "data": "laptop"}, "configs/programs.py")
   cfg = config_lib.base_config(f"{DATA[variant['data']]}_{variant['format']}", variant["size"], variant)
   cfg.model.max_length = 2048

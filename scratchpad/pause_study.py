@@ -16,12 +16,10 @@ from __future__ import annotations
 import os
 import time
 
-from scratchpad import config as config_lib
 from scratchpad import files
-from scratchpad.sweep import Run, execute
+from scratchpad.sweep import execute, Run
+from scratchpad.tasks import pause_tasks
 
-VARIANTS = config_lib.PAUSE_VARIANTS
-ABLATION_VARIANT = "PausePT_PauseFT"
 STUDY_FILE = "study.json"
 # The paper's figure: PausePT_PauseFT against M_ft = M_inf (0 is PausePT_StdFT, 10 the main
 # table's PausePT_PauseFT); and evaluations of M_ft = 10 models with other M_inf.
@@ -60,14 +58,14 @@ def finetuning_runs(config_file: str, tasks, size: str, seeds: int, ablation_see
                      os.path.join(workdir, task, group, f"seed{seed}"), inference))
 
   for task in tasks:
-    for variant in VARIANTS:
+    for variant in pause_tasks.PAUSE_VARIANTS:
       for seed in range(seeds):
-        inference = m_inf_ablation if variant == ABLATION_VARIANT and seed < ablation_seeds else ()
+        inference = m_inf_ablation if variant == pause_tasks.ABLATION_VARIANT and seed < ablation_seeds else ()
         add(variant, variant, task, seed, inference=inference)
     for seed in range(ablation_seeds):
       for m in m_ft_ablation:
-        add(f"M_ft={m}", ABLATION_VARIANT, task, seed, (("pauses.finetune", str(m)),))
-      add("prepend", ABLATION_VARIANT, task, seed, (("pauses.prepend", "true"),))
+        add(f"M_ft={m}", pause_tasks.ABLATION_VARIANT, task, seed, (("pauses.finetune", str(m)),))
+      add("prepend", pause_tasks.ABLATION_VARIANT, task, seed, (("pauses.prepend", "true"),))
   return runs
 
 

@@ -8,10 +8,13 @@ import os
 import statistics
 
 from scratchpad import config as config_lib
+from scratchpad import errors
 from scratchpad import files
 from scratchpad.evaluation import run_record
 from scratchpad.markdown import markdown_table
 from scratchpad.model import transformer
+from scratchpad.tasks import pause_tasks
+from scratchpad.train import run_config
 
 REPORT_FILE = "report.md"
 RUN_FILE = "run.json"  # a run's labels: {"labels": {axis: value}} (sweeps, the pause study)
@@ -19,7 +22,6 @@ SCALING_PLOT = "accuracy_vs_params.png"
 LENGTH_PLOT = "accuracy_by_length.png"  # beside results.md: accuracy against operand length
 PAUSE_PLOT = "pause_variants.png"
 PAUSE_COUNT_PLOT = "pause_counts.png"
-ABLATION_VARIANT = "PausePT_PauseFT"  # the pause paper's ablations vary this variant
 # Metrics shown in tables, in this order, when some run has them (all in %).
 METRICS = ("answer_accuracy", "sequence_accuracy", "trace_line_accuracy")
 
@@ -122,14 +124,14 @@ def sizes_table(compile_step: bool = False, batch_size: int = 8, length: int = 2
   if compile_step:
     header += [f"step memory (batch {batch_size} x {length})", "compile s", f"fits {physical / 2**30:.0f} GiB"]
   rows = []
-  for name, (layers, d_model, heads, mlp) in config_lib.SIZES.items():
+  for name, (layers, d_model, heads, mlp) in transformer.SIZES.items():
     cfg = config_lib.base_config("pretrain_text", name, {})
-    model_cfg = config_lib.model_config(cfg)
+    model_cfg = run_config.model_config(cfg)
     row = [name, str(layers), str(d_model), str(heads), str(mlp), f"{transformer.param_count(model_cfg):,}",
            f"{transformer.param_count(dataclasses.replace(model_cfg, vocab_size=32_000)):,}"]
     if compile_step:
       t0 = time.perf_counter()
-      compiled = trainer.Setup(cfg, jax.devices()[:1]).compile_train_step(batch_size, length)
+      compiled = trainer.ShardedTraining(cfg, jax.devices()[:1]).compile_train_step(batch_size, length)
       need = step_memory_bytes(compiled)
       row += [f"{need / 2**30:.2f} GiB", f"{time.perf_counter() - t0:.0f}", "yes" if need < physical else "no"]
     rows.append(row)
@@ -172,10 +174,10 @@ def _gap_stats(records, task) -> tuple[float, float, float, float] | None:
   return (*mean_std(pause), *mean_std(std)) if pause and std else None
 
 
-def pause_counts(records, task, m_ft: int = 10) -> dict[int, list[float]]:
+def pause_counts(records, task, m_ft: int = pause_tasks.M_FT) -> dict[int, list[float]]:
   """PausePT_PauseFT's values by its number of pauses M_ft = M_inf: 0 is PausePT_StdFT,
   `m_ft` the main table's PausePT_PauseFT, the rest the `M_ft=M` ablation runs."""
-  counts = {0: _values(records, task, "PausePT_StdFT"), m_ft: _values(records, task, ABLATION_VARIANT)}
+  counts = {0: _values(records, task, "PausePT_StdFT"), m_ft: _values(records, task, pause_tasks.ABLATION_VARIANT)}
   for group in {r["group"] for r in records if r["task"] == task and r["group"].startswith("M_ft=")}:
     counts[int(group.split("=")[1])] = _values(records, task, group)
   return {m: v for m, v in sorted(counts.items()) if v}
@@ -194,14 +196,14 @@ def by_length_rows(records, task, groups=("StdPT_StdFT", "PausePT_PauseFT")) -> 
   return rows
 
 
-def pause_tables(records: list[dict], minutes: float | None = None, m_ft: int = 10) -> str:
+def pause_tables(records: list[dict], minutes: float | None = None, m_ft: int = pause_tasks.M_FT) -> str:
   """The study as the paper reports it: mean ± std per variant and task, then the ablations,
   then accuracy by input length on the task where pauses gain the most.
 
   `records`: {task, group (a variant or an ablation's setting), seed, m_inf (None: M_ft),
   metric, value, by_length (optional)}, one per evaluation, as in a study's study.json.
   """
-  variants = config_lib.PAUSE_VARIANTS
+  variants = pause_tasks.PAUSE_VARIANTS
   tasks = list(dict.fromkeys(r["task"] for r in records))
   metric = {r["task"]: r["metric"] for r in records}
   main = markdown_table(
@@ -215,11 +217,11 @@ def pause_tables(records: list[dict], minutes: float | None = None, m_ft: int = 
   m_infs = sorted({r["m_inf"] for r in records if r["m_inf"] is not None} | {m_ft})
   inf = markdown_table(
       ["task"] + [f"M_inf={m}" for m in m_infs],
-      [[t] + [cell(_values(records, t, ABLATION_VARIANT, None if m == m_ft else m)) for m in m_infs]
+      [[t] + [cell(_values(records, t, pause_tasks.ABLATION_VARIANT, None if m == m_ft else m)) for m in m_infs]
        for t in tasks])
   where = markdown_table(
       ["task", f"appended (M={m_ft})", f"prepended (M={m_ft})"],
-      [[t, cell(_values(records, t, ABLATION_VARIANT)), cell(_values(records, t, "prepend"))] for t in tasks])
+      [[t, cell(_values(records, t, pause_tasks.ABLATION_VARIANT)), cell(_values(records, t, "prepend"))] for t in tasks])
   took = f", {minutes:.1f} min" if minutes is not None else ""
   sections = [
       f"Pause-token study: {len(records)} evaluations{took}. Verdict: separated when the gap exceeds "
@@ -250,13 +252,13 @@ def gather(workdir: str) -> list[dict]:
     dirs[:] = sorted(d for d in dirs if d not in ("checkpoints", "damaged_checkpoints", "predictions", "tensorboard",
                                                  "data_state"))
     results_files = sorted(f for f in names if f.startswith("results") and f.endswith(".json"))
-    if config_lib.CONFIG_FILE not in names or not results_files:
+    if run_config.CONFIG_FILE not in names or not results_files:
       continue
-    cfg = config_lib.load_config(root)
+    cfg = run_config.load_config(root)
     labels = {"task": cfg.task, "variant": cfg.variant, "seed": str(cfg.seed)}
     if RUN_FILE in names:
       labels = files.read_json(os.path.join(root, RUN_FILE))["labels"]
-    params = transformer.param_count(config_lib.model_config(cfg))
+    params = transformer.param_count(run_config.model_config(cfg))
     metric = get_task_info(cfg.task).headline_metric
     for name in results_files:
       suffix = name[len("results"):-len(".json")]
@@ -325,7 +327,7 @@ def plot_scaling(facets: dict[str, list[dict]], path: str) -> None:
 def plot_pause_variants(records: list[dict], path: str) -> None:
   """The pause study's main result as bars: per task, a bar per variant, mean ± std over seeds."""
   plt = _pyplot()
-  variants = config_lib.PAUSE_VARIANTS
+  variants = pause_tasks.PAUSE_VARIANTS
   tasks = list(dict.fromkeys(r["task"] for r in records))
   fig, ax = plt.subplots(figsize=(max(5.0, 2.2 * len(tasks)), 4))
   width = 0.8 / len(variants)
@@ -342,7 +344,7 @@ def plot_pause_variants(records: list[dict], path: str) -> None:
   plt.close(fig)
 
 
-def plot_pause_counts(records: list[dict], path: str, m_ft: int = 10) -> None:
+def plot_pause_counts(records: list[dict], path: str, m_ft: int = pause_tasks.M_FT) -> None:
   """The paper's pause-count figure: PausePT_PauseFT against M_ft = M_inf, a line per task,
   mean ± std over seeds."""
   plt = _pyplot()
@@ -407,7 +409,7 @@ def write_report(workdir: str) -> str:
   """
   records = gather(workdir)
   if not records:
-    raise ValueError(f"{workdir} holds no finished run (a directory with config.json and results.json)")
+    raise errors.InputError(f"{workdir} holds no finished run (a directory with config.json and results.json)")
   sections = []
   scaling = [r for r in records if {"size", "format"} <= set(r["labels"]) and r["value"] is not None]
   if scaling:

@@ -28,9 +28,11 @@ import jax
 import ml_collections
 
 from scratchpad import config as config_lib
+from scratchpad import errors
 from scratchpad import files
 from scratchpad import report
 from scratchpad.evaluation import evaluator
+from scratchpad.train import run_config
 
 SWEEP_KEYS = ("config", "args", "axes", "overrides")
 
@@ -66,15 +68,15 @@ def load_sweep(spec: str) -> dict:
   path = spec.partition(":")[0]
   sweep = config_lib.call_file(spec, "get_sweep", "sweep file")
   if not isinstance(sweep, dict):
-    raise ValueError(f"sweep file {path!r}: get_sweep() must return a dict with keys {', '.join(SWEEP_KEYS)}")
+    raise errors.InputError(f"sweep file {path!r}: get_sweep() must return a dict with keys {', '.join(SWEEP_KEYS)}")
   unknown = sorted(set(sweep.keys()) - set(SWEEP_KEYS))
   if unknown:
-    raise ValueError(f"sweep file {path!r} has unknown key {unknown[0]!r}; a sweep has: {', '.join(SWEEP_KEYS)}")
+    raise errors.InputError(f"sweep file {path!r} has unknown key {unknown[0]!r}; a sweep has: {', '.join(SWEEP_KEYS)}")
   if not sweep.get("config") or not sweep.get("axes"):
-    raise ValueError(f"sweep file {path!r} must set config (an experiment's config file) and axes")
+    raise errors.InputError(f"sweep file {path!r} must set config (an experiment's config file) and axes")
   for axis, values in sweep["axes"].items():
     if not values:
-      raise ValueError(f"sweep file {path!r}: axis {axis!r} has no values")
+      raise errors.InputError(f"sweep file {path!r}: axis {axis!r} has no values")
   return sweep
 
 
@@ -121,7 +123,7 @@ def execute(run: Run, cfg: ml_collections.ConfigDict | None = None):
                    {"labels": dict(run.labels), "spec": run.spec, "overrides": dict(run.overrides)})
   if not cfg.eval.splits:
     return cfg, {}
-  graphdef = trainer.Setup(cfg).graphdef
+  graphdef = trainer.model_graphdef(cfg)
   params = optim.evaluation_params(state)
   return cfg, {n: evaluator.evaluate(cfg, run.workdir, graphdef, params, num_pauses=m, name=n)
                for n, m in names.items()}
@@ -134,10 +136,10 @@ def check(all_runs: list[Run]) -> dict[str, ml_collections.ConfigDict]:
   for run in all_runs:
     try:
       cfg = run.config()
-      config_lib.validate(cfg, jax.device_count())
-      config_lib.check_same_model(cfg, run.workdir)
-    except ValueError as e:
-      raise ValueError(f"run {run.name}: {e}") from None
+      run_config.check_run(cfg, jax.device_count())
+      run_config.check_same_model(cfg, run.workdir)
+    except errors.InputError as e:
+      raise errors.InputError(f"run {run.name}: {e}") from None
     configs[run.workdir] = cfg
   return configs
 

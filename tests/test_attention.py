@@ -10,6 +10,7 @@ import pytest
 
 from scratchpad import config as config_lib
 from scratchpad.model import attention
+from scratchpad.train import run_config
 
 
 def _packed_rows(seed, batch=2, length=40, heads=2, dim=16):
@@ -131,11 +132,11 @@ def test_the_host_calibration_is_read_from_its_cache(tmp_path, monkeypatch):
 def test_a_run_records_its_implementation_and_a_resume_keeps_it(tmp_path):
   cfg = config_lib.base_config("digit_sum", "nano", {})
   assert cfg.model.attention == "auto"
-  config_lib.record_attention(cfg, str(tmp_path))
+  run_config.record_attention(cfg, str(tmp_path))
   assert cfg.model.attention == "xla"  # 8 CPU devices here
   recorded = config_lib.base_config("digit_sum", "nano", {})
   recorded.model.attention = "splash"  # as a TPU run would have written it
-  config_lib.save_config(recorded, str(tmp_path))
+  run_config.save_config(recorded, str(tmp_path))
   resumed = config_lib.base_config("digit_sum", "nano", {})
   with pytest.raises(ValueError, match="model.attention=splash needs a TPU"):
-    config_lib.record_attention(resumed, str(tmp_path))  # resumed here, it is not silently changed
+    run_config.record_attention(resumed, str(tmp_path))  # resumed here, it is not silently changed

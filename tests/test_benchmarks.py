@@ -13,7 +13,7 @@ from benchmarks import train as train_bench
 from conftest import ROOT
 from scratchpad import config as config_lib
 from scratchpad.model import attention, transformer
-from scratchpad.train import compile_options
+from scratchpad.train import compile_options, run_config
 
 TINY = ["--layers=1", "--d_model=32", "--heads=4", "--mlp_dim=64"]
 
@@ -22,7 +22,7 @@ def test_the_benchmark_trains_with_the_configs_defaults_and_byte_vocabulary():
   train = config_lib.base_config("addition_direct", "tiny", {}).train
   for field, value in vars(common.TrainHParams()).items():
     assert train[field] == value, field
-  assert common.BYTE_VOCAB_SIZE == config_lib.padded_vocab_size()
+  assert common.BYTE_VOCAB_SIZE == run_config.padded_vocab_size()
 
 
 def test_the_flops_formula_agrees_with_xlas_count_of_the_step():
@@ -34,12 +34,11 @@ def test_the_flops_formula_agrees_with_xlas_count_of_the_step():
 
 
 @pytest.mark.parametrize("block", [None, 16])
-def test_the_matmuls_alone_are_the_steps_flops_each_one_compiled(monkeypatch, block):
+def test_the_matmuls_alone_are_the_steps_flops_each_one_compiled(block):
   """Forward and backward, our step's matmuls are PaLM's count (attention in full); causal query
   blocks skip (n - 1) / 2n of attention's. XLA compiles every one of them, none merged."""
-  if block:
-    monkeypatch.setattr(attention, "ATTENTION_BLOCK", block)
-  cfg = transformer.ModelConfig(vocab_size=264, num_layers=2, d_model=32, num_heads=4, mlp_dim=64)
+  cfg = transformer.ModelConfig(vocab_size=264, num_layers=2, d_model=32, num_heads=4, mlp_dim=64,
+                                attention_block=block or 0)
   seq, batch = 64, 2
   _, eqns, compiled = train_bench.matmuls_alone(cfg, common.TrainHParams(), common.synthetic_batch(batch, seq, 264),
                                                 compile_options.train_step("cpu"))

@@ -177,11 +177,11 @@ def test_compare_on_programs_reports_trace_line_accuracy(tmp_path, capsys):
   assert "trace_line_accuracy %" in capsys.readouterr().out
 
 
-def test_trace_prints_a_programs_trace_without_tensorflow(tmp_path):
+def test_trace_prints_a_programs_trace_without_tensorflow_or_jax(tmp_path):
   program = tmp_path / "p.py"
   program.write_text("def double(v):\n    return 2 * v\noutput = double(3)\n")
-  check = "import runpy, sys; sys.argv = ['scratchpad', 'trace', sys.argv[1]]; " \
-          "runpy.run_module('scratchpad', run_name='__main__'); assert 'tensorflow' not in sys.modules"
+  check = "import sys; from scratchpad import cli; assert cli.main(['trace', sys.argv[1]]) == 0; " \
+          "heavy = {'tensorflow', 'jax', 'seqio'} & set(sys.modules); assert not heavy, heavy"
   run = subprocess.run([sys.executable, "-c", check, str(program)], capture_output=True, text=True, cwd=ROOT,
                        timeout=60)
   assert run.returncode == 0, run.stderr

@@ -24,7 +24,7 @@ needs_mkl = pytest.mark.skipif(not cpu_blas.available(), reason=f"no MKL custom 
 
 @pytest.fixture
 def mkl(monkeypatch):
-  """`cpu_blas.matmul` calls MKL although the tests' platform has 8 devices (no mesh here)."""
+  """`cpu_blas.mkl_or_xla_matmul` calls MKL although the tests' platform has 8 devices (no mesh here)."""
   monkeypatch.setattr(cpu_blas, "uses_mkl", lambda *arrays: all(x.dtype == jnp.float32 for x in arrays))
   monkeypatch.setattr(cpu_blas, "MIN_FLOPS", 0)  # the tests' small products too
   monkeypatch.setattr(attention, "host_prefers_fused", lambda: True)  # auto picks the fused attention, unmeasured
@@ -56,7 +56,7 @@ def test_matmul_equals_float64_reference(batch, m, n, k, transpose_a, transpose_
     patch.setattr(cpu_blas, "uses_mkl", lambda *arrays: True)
     patch.setattr(cpu_blas, "MIN_FLOPS", 0)
     a, b = _operands(np.random.default_rng(seed), batch, m, n, k, transpose_a, transpose_b)
-    got = cpu_blas.matmul(jnp.asarray(a), jnp.asarray(b), transpose_a, transpose_b)
+    got = cpu_blas.mkl_or_xla_matmul(jnp.asarray(a), jnp.asarray(b), transpose_a, transpose_b)
   assert got.shape == batch + (m, n)
   np.testing.assert_allclose(got, _reference(a, b, transpose_a, transpose_b), rtol=1e-4, atol=1e-4 * np.sqrt(k))
 
@@ -68,7 +68,7 @@ def test_matmul_gradients_equal_xlas(mkl, transpose_a, transpose_b):
   probe = np.random.default_rng(1).normal(size=(2, 130, 70)).astype(np.float32)
 
   def loss(a, b):
-    return jnp.sum(cpu_blas.matmul(a, b, transpose_a, transpose_b) ** 2 * probe)
+    return jnp.sum(cpu_blas.mkl_or_xla_matmul(a, b, transpose_a, transpose_b) ** 2 * probe)
 
   grads = jax.jit(jax.grad(loss, (0, 1)))(a, b)
   assert cpu_blas.TARGET in jax.jit(jax.grad(loss, (0, 1))).lower(a, b).as_text()
@@ -102,11 +102,10 @@ def test_fused_attention_equals_xlas_blockwise_attention(batch, length, heads, d
   def run(use_mkl):
     def attention_and_grads(q, k, v):  # a new function each time: jit's cache would keep the first
       out, vjp = jax.vjp(lambda q, k, v: attention.causal_self_attention(
-          q, k, v, segments, "cpu_fused" if use_mkl else "xla"), q, k, v)
+          q, k, v, segments, "cpu_fused" if use_mkl else "xla", block=block), q, k, v)
       return out, vjp(probe)
 
     with pytest.MonkeyPatch.context() as patch:
-      patch.setattr(attention, "ATTENTION_BLOCK", block)
       patch.setattr(cpu_blas, "uses_mkl", lambda *arrays: use_mkl)
       lowered = jax.jit(attention_and_grads).lower(q, k, v)
       assert (cpu_blas.ATTENTION_BACKWARD_TARGET in lowered.as_text()) == use_mkl
@@ -160,12 +159,10 @@ def test_kv_cache_decoding_with_mkl_equals_full_recompute(mkl):
 def test_the_benchmarks_bound_counts_the_fused_attentions_products(mkl):
   """PaLM's count, attention's by causal blocks, plus the logits the backward pass recomputes:
   7 products a block where XLA's attention has 6."""
-  cfg = transformer.ModelConfig(vocab_size=264, num_layers=2, d_model=32, num_heads=4, mlp_dim=64,
-                                attention="cpu_fused")
   seq, batch, block = 64, 2, 16
-  with pytest.MonkeyPatch.context() as patch:
-    patch.setattr(attention, "ATTENTION_BLOCK", block)
-    _, eqns, compiled = train_bench.matmuls_alone(cfg, common.TrainHParams(), common.synthetic_batch(batch, seq, 264))
+  cfg = transformer.ModelConfig(vocab_size=264, num_layers=2, d_model=32, num_heads=4, mlp_dim=64,
+                                attention="cpu_fused", attention_block=block)
+  _, eqns, compiled = train_bench.matmuls_alone(cfg, common.TrainHParams(), common.synthetic_batch(batch, seq, 264))
   n = seq // block
   attention_flops = 12 * cfg.num_layers * cfg.d_model * seq * (n + 1) / (2 * n) * 7 / 6
   assert train_bench.matmul_flops(eqns) == pytest.approx((6 * common.matmul_params(cfg) + attention_flops) * seq * batch)
@@ -175,7 +172,7 @@ def test_the_benchmarks_bound_counts_the_fused_attentions_products(mkl):
 
 def test_small_products_stay_xlas(mkl, monkeypatch):
   monkeypatch.setattr(cpu_blas, "MIN_FLOPS", 2 * 8 * 8 * 8)
-  hlo = jax.jit(lambda a, b: (cpu_blas.matmul(a, a), cpu_blas.matmul(b, b))).lower(
+  hlo = jax.jit(lambda a, b: (cpu_blas.mkl_or_xla_matmul(a, a), cpu_blas.mkl_or_xla_matmul(b, b))).lower(
       jnp.ones((8, 8)), jnp.ones((7, 7))).as_text()
   assert hlo.count(cpu_blas.TARGET) == 1
 
@@ -188,9 +185,9 @@ def test_off_by_the_variable_on_many_devices_and_for_other_dtypes(monkeypatch):
   assert not cpu_blas.uses_mkl(x.astype(jnp.bfloat16), x)
   monkeypatch.setenv("SCRATCHPAD_CPU_BLAS", "0")
   assert not cpu_blas.uses_mkl(x, x)
-  assert " dot(" in jax.jit(lambda a: cpu_blas.matmul(a, a, transpose_b=True)).lower(x).compile().as_text()
+  assert " dot(" in jax.jit(lambda a: cpu_blas.mkl_or_xla_matmul(a, a, transpose_b=True)).lower(x).compile().as_text()
   with pytest.raises(ValueError, match="batch dimensions differ"):
-    cpu_blas.matmul(jnp.ones((2, 4, 8)), jnp.ones((3, 8, 4)))
+    cpu_blas.mkl_or_xla_matmul(jnp.ones((2, 4, 8)), jnp.ones((3, 8, 4)))
 
 
 def test_a_failed_build_falls_back_to_xla_with_a_warning(tmp_path):
@@ -198,7 +195,7 @@ def test_a_failed_build_falls_back_to_xla_with_a_warning(tmp_path):
   code = ("import warnings, jax.numpy as jnp\nfrom scratchpad.model import cpu_blas\n"
           "with warnings.catch_warnings(record=True) as w:\n  warnings.simplefilter('always')\n"
           "  ok = cpu_blas.available()\n"
-          "print(ok, len(w), cpu_blas.status(), float(cpu_blas.matmul(jnp.ones((2, 3)), jnp.ones((3, 2)))[0, 0]))")
+          "print(ok, len(w), cpu_blas.status(), float(cpu_blas.mkl_or_xla_matmul(jnp.ones((2, 3)), jnp.ones((3, 2)))[0, 0]))")
   env = {**os.environ, "CXX": "false", "SCRATCHPAD_CACHE": str(tmp_path), "XLA_FLAGS": ""}
   out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
   if "MKL not installed" in out.stdout:
@@ -213,7 +210,7 @@ def test_without_mkl_it_is_off_silently():
   """The common case off x86-64 Linux or without the extra: no warning, XLA's dots."""
   code = ("import sys, warnings\nsys.prefix = '/nonexistent'\nimport jax.numpy as jnp\n"
           "from scratchpad.model import cpu_blas\nwarnings.simplefilter('error')\n"
-          "print(cpu_blas.available(), cpu_blas.status(), float(cpu_blas.matmul(jnp.ones((2, 3)), jnp.ones((3, 2)))[0, 0]))")
+          "print(cpu_blas.available(), cpu_blas.status(), float(cpu_blas.mkl_or_xla_matmul(jnp.ones((2, 3)), jnp.ones((3, 2)))[0, 0]))")
   env = {**os.environ, "HOME": "/nonexistent", "XLA_FLAGS": ""}
   out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
   assert out.stdout.split()[0] == "False" and "MKL not installed" in out.stdout and out.stdout.split()[-1] == "3.0"

@@ -32,7 +32,7 @@ def train_argv(workdir, *overrides: str) -> list[str]:
 
 
 def saved_params(workdir, cfg):
-  state = checkpoints.restore_latest(str(workdir), trainer.Setup(cfg).abstract_state)
+  state = checkpoints.restore_latest(str(workdir), trainer.ShardedTraining(cfg).abstract_state)
   return int(state["step"]), jax.device_get(state["params"])
 
 

@@ -8,7 +8,7 @@ from conftest import ROOT
 from scratchpad import cli
 from scratchpad import config as config_lib
 from scratchpad.model import transformer
-from scratchpad.train import fit
+from scratchpad.train import fit, run_config
 
 SPEC = f"{ROOT / 'configs' / 'addition.py'}:direct,nano"
 
@@ -25,7 +25,7 @@ def test_the_report_gives_memory_per_device_and_the_architectures_flops():
   assert r["devices"] == 8 and r["mesh"] == {"data": 8, "fsdp": 1, "tensor": 1} and r["platform"] == "cpu"
   assert r["arguments_gib"] > 0 and r["temporaries_gib"] > 0 and r["fits"]
   assert r["total_gib"] == pytest.approx(r["arguments_gib"] + r["temporaries_gib"] + r["outputs_gib"])
-  model_cfg = config_lib.model_config(small())
+  model_cfg = run_config.model_config(small())
   assert r["tokens_per_step"] == 8 * 64
   assert r["flops_per_step"] == transformer.train_flops_per_token(model_cfg, 64) * 8 * 64
   assert not fit.compile_report(small(), 8, hbm_gib=r["total_gib"] / 2)["fits"]

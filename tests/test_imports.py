@@ -80,6 +80,34 @@ def test_the_package_imports_in_no_circle():
   assert cycle is None, "import circle: " + " -> ".join(cycle)
 
 
+# The layers, bottom first: a module imports from its own layer or those below it.
+LAYERS = ("scratchpad.errors scratchpad.files scratchpad.host scratchpad.markdown scratchpad.tracing", "scratchpad.model",
+          "scratchpad.config", "scratchpad.tasks", "scratchpad.train", "scratchpad.evaluation",
+          "scratchpad.report scratchpad.sweep scratchpad.pause_study", "scratchpad.commands",
+          "scratchpad.cli scratchpad.__main__ scratchpad")
+
+
+def layer(module: str) -> int:
+  """The index in LAYERS of the longest prefix that names `module` or a package above it."""
+  prefixes = [(len(p), i) for i, names in enumerate(LAYERS) for p in names.split()
+              if module == p or module.startswith(p + ".")]
+  return max(prefixes)[1]
+
+
+def test_layer_reads_the_most_specific_prefix():
+  assert layer("scratchpad") == 8 and layer("scratchpad.train.trainer") == 4 and layer("scratchpad.tracing.tracer") == 0
+
+
+def test_imports_point_down_the_layers():
+  upward = [f"{m} -> {d}" for m, deps in import_graph().items() for d in deps if layer(d) > layer(m)]
+  assert not upward, "imports against the layers: " + "; ".join(sorted(upward))
+
+
+def test_config_imports_nothing_of_ours_but_errors_and_the_model():
+  deps = import_graph()["scratchpad.config"]
+  assert deps and all(d == "scratchpad.errors" or d.startswith("scratchpad.model.") for d in deps), deps
+
+
 def test_importing_scratchpad_tasks_registers_every_task_in_a_fresh_process():
   code = ("import scratchpad.tasks, seqio; "
           "seqio.get_mixture_or_task('addition_scratchpad'); seqio.get_mixture_or_task('pretrain_text'); "

@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from scratchpad import config as config_lib
 from scratchpad.model import decode, transformer
-from scratchpad.train import trainer
+from scratchpad.train import run_config, trainer
 
 CFG = transformer.ModelConfig(vocab_size=64, num_layers=3, d_model=32, num_heads=4, mlp_dim=64, max_length=64)
 
@@ -90,7 +89,7 @@ def test_a_checkpoint_of_one_layout_is_refused_by_the_other(make_config, tmp_pat
     trainer.train(cfg, str(tmp_path))
   assert "\n" not in str(e.value)
   cfg.model.update(scan_layers=False, remat="full")  # remat changes no parameter: the run resumes
-  config_lib.check_same_model(cfg, str(tmp_path))
+  run_config.check_same_model(cfg, str(tmp_path))
 
 
 @pytest.mark.parametrize("scan_layers, remat, primitive", [(True, "none", "scan"), (False, "full", "checkpoint"),

@@ -11,10 +11,10 @@ from flax import nnx
 from scratchpad.model import attention, decode, positions, transformer
 
 
-def make(position_encoding="rope", dtype="float32", seed=0):
+def make(position_encoding="rope", dtype="float32", seed=0, attention_block=0):
   cfg = transformer.ModelConfig(vocab_size=64, num_layers=2, d_model=32, num_heads=4, mlp_dim=64,
                                 max_length=64, position_encoding=position_encoding, dtype=dtype,
-                                line_stride=8, line_break_ids=(1, 7, 8))
+                                line_stride=8, line_break_ids=(1, 7, 8), attention_block=attention_block)
   graphdef, state = nnx.split(transformer.Transformer(cfg, nnx.Rngs(seed)), nnx.Param)
   return graphdef, nnx.to_pure_dict(state), state
 
@@ -28,8 +28,7 @@ def forward(graphdef, params, tokens, positions=None, segments=None):
 @pytest.mark.parametrize("size", ["nano", "tiny", "mini", "small", "medium", "base", "130m", "1b"])
 @pytest.mark.parametrize("vocab_size, position_encoding", [(264, "rope"), (32008, "learned"), (48, "line_bias")])
 def test_every_size_preset_has_the_parameters_the_formula_counts(size, vocab_size, position_encoding):
-  from scratchpad import config as config_lib
-  layers, d_model, heads, mlp = config_lib.SIZES[size]
+  layers, d_model, heads, mlp = transformer.SIZES[size]
   cfg = transformer.ModelConfig(vocab_size=vocab_size, num_layers=layers, d_model=d_model, num_heads=heads,
                                 mlp_dim=mlp, max_length=1024, position_encoding=position_encoding)
   abstract = nnx.eval_shape(lambda: transformer.Transformer(cfg, nnx.Rngs(0)))  # no memory, even at 1B
@@ -38,13 +37,12 @@ def test_every_size_preset_has_the_parameters_the_formula_counts(size, vocab_siz
 
 
 def test_size_presets_span_the_papers_scales():
-  from scratchpad import config as config_lib
   count = lambda size, vocab: transformer.param_count(transformer.ModelConfig(
-      vocab, *config_lib.SIZES[size]))
+      vocab, *transformer.SIZES[size]))
   assert 0.8e6 < count("tiny", 264) < 1e6  # the CPU budget's 0.8M model
   assert 125e6 < count("130m", 32008) < 140e6  # Goyal et al.'s 130M, with a 32k vocabulary
   assert 0.95e9 < count("1b", 32008) < 1.1e9  # and their 1B
-  sizes = [count(size, 264) for size in config_lib.SIZES]
+  sizes = [count(size, 264) for size in transformer.SIZES]
   assert sizes == sorted(sizes)
 
 
@@ -106,14 +104,13 @@ def _values_and_grads(q, k, v, mask, probe):
   def both(f):
     grads = jax.grad(lambda *qkv: jnp.sum(f(*qkv, mask) * probe), (0, 1, 2))(q, k, v)
     return f(q, k, v, mask), grads
-  return both(attention.dot_product_attention), both(_textbook_attention)
+  return both(attention.masked_attention), both(_textbook_attention)
 
 
-def test_attention_blocks_by_length(monkeypatch):
-  """Blocks of 64 up to 256 tokens (at most 4 a row), of 128 beyond; ATTENTION_BLOCK overrides."""
+def test_attention_blocks_by_length():
+  """Blocks of 64 up to 256 tokens (at most 4 a row), of 128 beyond; model.attention_block overrides."""
   assert [attention.attention_block(n) for n in (32, 128, 256, 257, 1024)] == [64, 64, 64, 128, 128]
-  monkeypatch.setattr(attention, "ATTENTION_BLOCK", 6)
-  assert attention.attention_block(1024) == 6
+  assert attention.attention_block(1024, 6) == 6
 
 
 @settings(max_examples=10, deadline=None)
@@ -133,19 +130,19 @@ def test_causal_block_attention_equals_full_attention(length, block, segment_sta
                            & (segments_BxL[:, None] != 0))
   real = segments_BxL != 0
   blocked = jax.jit(attention.causal_block_attention, static_argnums=4)(q, k, v, mask_BxLxL, block)
-  whole = jax.jit(attention.dot_product_attention)(q, k, v, mask_BxLxL)
+  whole = jax.jit(attention.masked_attention)(q, k, v, mask_BxLxL)
   np.testing.assert_allclose(blocked.transpose(0, 2, 1, 3)[real], whole.transpose(0, 2, 1, 3)[real],
                              rtol=1e-5, atol=1e-6)
 
 
-def test_model_with_attention_blocks_equals_without(monkeypatch):
+def test_model_with_attention_blocks_equals_without():
   graphdef, params, _ = make()
+  blocked, _, _ = make(attention_block=6)
   tokens = jnp.asarray(np.random.default_rng(2).integers(6, 64, (2, 20)), jnp.int32)
   segments = jnp.asarray([[1] * 20, [1] * 7 + [2] * 13])
   positions = jnp.asarray([list(range(20)), list(range(7)) + list(range(13))])
   whole = forward(graphdef, params, tokens, positions, segments)
-  monkeypatch.setattr(attention, "ATTENTION_BLOCK", 6)
-  np.testing.assert_allclose(forward(graphdef, params, tokens, positions, segments), whole, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(forward(blocked, params, tokens, positions, segments), whole, rtol=1e-5, atol=1e-5)
 
 
 def _prompts():

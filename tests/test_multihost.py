@@ -62,7 +62,7 @@ def test_two_processes_train_and_evaluate_like_one_and_one_restores_their_checkp
   input_pipeline.resolve_lengths(trainer.get_task_info(cfg.task), cfg.data)
   shards = [input_pipeline.host_dataset(cfg.task, cfg.data, 4, cfg.seed, shard=(i, 2)).as_numpy_iterator()
             for i in range(2)]
-  setup = trainer.Setup(cfg)
+  setup = trainer.ShardedTraining(cfg)
   step, state, losses = setup.train_step_fn(), setup.init_state(), []
   for _ in range(6):
     parts = [input_pipeline.with_packing_features(next(s)) for s in shards]

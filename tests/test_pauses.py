@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from conftest import ROOT
 from scratchpad import config as config_lib
 from scratchpad import pause_study, report
-from scratchpad.tasks import get_task_info, pauses, with_pauses
+from scratchpad.tasks import get_task_info, pause_tasks, pauses, with_pauses
 from scratchpad.tasks.vocabulary import EOS_ID, PAUSE_ID
 from scratchpad.train import input_pipeline
 
@@ -64,7 +64,7 @@ def test_no_loss_where_the_next_token_is_a_pause(make_config):
   cfg = make_config()
   cfg.task, cfg.pauses.pretrain_fraction = "pretrain_text", 0.1
   cfg.data.update(inputs_length=0, targets_length=128)
-  task = config_lib.train_task(cfg)
+  task = pause_tasks.train_task(cfg)
   assert task == "pretrain_text_inserted10pct"
   sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
   batch = next(input_pipeline.global_batches(task, cfg.data, 8, 0, sharding))
@@ -82,7 +82,7 @@ def test_both_pretrainings_draw_the_same_documents_in_the_same_order():
   assert not cfg.data.pack and cfg.task == pause_cfg.task == "pretrain_text"
   rows = {}
   for c in (cfg, pause_cfg):
-    batches = input_pipeline.host_dataset(config_lib.train_task(c), c.data, 16, seed=3, shard=(0, 1))
+    batches = input_pipeline.host_dataset(pause_tasks.train_task(c), c.data, 16, seed=3, shard=(0, 1))
     rows[c.pauses.pretrain_fraction] = np.concatenate(
         [b["decoder_target_tokens"] for b in batches.take(4).as_numpy_iterator()])
   std_RxL, pause_RxL = rows[0.0], rows[0.1]
@@ -102,8 +102,8 @@ def test_both_pretrainings_draw_the_same_documents_in_the_same_order():
 def test_pause_finetuning_puts_no_loss_on_the_input(make_config):
   cfg = make_config()
   cfg.task, cfg.pauses.finetune = "digit_sum", 5
-  input_pipeline.resolve_lengths(get_task_info(config_lib.train_task(cfg)), cfg.data)
-  ds = input_pipeline.host_dataset(config_lib.train_task(cfg), cfg.data, 4, 0)
+  input_pipeline.resolve_lengths(get_task_info(pause_tasks.train_task(cfg)), cfg.data)
+  ds = input_pipeline.host_dataset(pause_tasks.train_task(cfg), cfg.data, 4, 0)
   batch = input_pipeline.with_packing_features(next(ds.as_numpy_iterator()), PAUSE_ID)
   inputs, weights = batch["decoder_input_tokens"], batch["decoder_loss_weights"]
   num_examples = sum(len(set(row[row > 0].tolist())) for row in batch["decoder_segment_ids"])
@@ -118,14 +118,14 @@ def test_pause_finetuning_puts_no_loss_on_the_input(make_config):
 
 def test_eval_task_uses_m_inf_and_defaults_to_m_ft():
   cfg = config_lib.load_config_file(f"{PAUSE_CONFIG}:PausePT_PauseFT,digit_sum")
-  assert config_lib.train_task(cfg) == "digit_sum_appended10"
-  assert config_lib.eval_task(cfg) == "digit_sum_appended10"
+  assert pause_tasks.train_task(cfg) == "digit_sum_appended10"
+  assert pause_tasks.eval_task(cfg) == "digit_sum_appended10"
   cfg.pauses.inference = 0
-  assert config_lib.eval_task(cfg) == "digit_sum"
+  assert pause_tasks.eval_task(cfg) == "digit_sum"
   cfg.pauses.update(inference=3, prepend=True)
-  assert config_lib.eval_task(cfg) == "digit_sum_prepended3"
+  assert pause_tasks.eval_task(cfg) == "digit_sum_prepended3"
   std = config_lib.load_config_file(f"{PAUSE_CONFIG}:StdPT_StdFT,digit_sum")
-  assert config_lib.train_task(std) == config_lib.eval_task(std) == "digit_sum"
+  assert pause_tasks.train_task(std) == pause_tasks.eval_task(std) == "digit_sum"
 
 
 def test_prompt_for_typed_input_carries_the_pauses():
@@ -173,6 +173,18 @@ def test_finetuning_starts_from_the_pretrained_parameters(pretrained, tmp_path):
                jax.device_get(states["PausePT"]["params"]))
 
 
+def test_finetuning_with_a_parameter_average_starts_from_a_pretraining_without_one(pretrained, tmp_path):
+  import jax
+  from scratchpad.train import optim, trainer
+  root, states = pretrained
+  cfg = _tiny(config_lib.load_config_file(f"{PAUSE_CONFIG}:StdPT_StdFT,digit_sum"), steps=1)
+  cfg.train.update(init_from=str(root / "StdPT"), learning_rate=0.0, ema_decay=0.5)
+  state, _ = trainer.train(cfg, tmp_path / "ft")
+  assert optim.evaluation_params(state) is not state["params"], "the fine-tuning keeps an average"
+  jax.tree.map(np.testing.assert_array_equal, jax.device_get(state["params"]),
+               jax.device_get(states["StdPT"]["params"]))
+
+
 @pytest.mark.parametrize("variant, init_from, message", [
     ("PausePT_StdFT", "", "fine-tunes a PausePT model: set train.init_from"),
     ("PausePT_PauseFT", "StdPT", "is a StdPT run but variant PausePT_PauseFT"),
@@ -210,17 +222,17 @@ def test_pause_study_command_runs_every_variant_and_resumes(tmp_path, capsys):
           "--config.train.checkpoint_every=2", "--config.eval.max_examples=8", "--config.data.pack=true"]
   assert cli.main(argv) == 0
   out = capsys.readouterr().out
-  for variant in pause_study.VARIANTS:
+  for variant in pause_tasks.PAUSE_VARIANTS:
     assert variant in out
   study = json.loads((tmp_path / "study.json").read_text())
   groups = {(r["group"], r["m_inf"]) for r in study["records"]}
-  assert groups == {(v, None) for v in pause_study.VARIANTS} | {("M_ft=50", None), ("prepend", None)} | {
+  assert groups == {(v, None) for v in pause_tasks.PAUSE_VARIANTS} | {("M_ft=50", None), ("prepend", None)} | {
       ("PausePT_PauseFT", m) for m in (0, 5, 20)}
-  assert len(study["records"]) == 2 * len(pause_study.VARIANTS) + 2 + 3
+  assert len(study["records"]) == 2 * len(pause_tasks.PAUSE_VARIANTS) + 2 + 3
   report_text = (tmp_path / "study.md").read_text()
   assert report_text.startswith("Pause-token study")
   main_row = next(line for line in report_text.splitlines() if line.startswith("| digit_sum"))
-  assert main_row.count("(n=2)") == len(pause_study.VARIANTS), "every variant over both seeds"
+  assert main_row.count("(n=2)") == len(pause_tasks.PAUSE_VARIANTS), "every variant over both seeds"
   assert "Where the extra computation goes: digit_sum" in report_text, "digit sum's accuracy by length"
   assert (tmp_path / "pause_variants.png").stat().st_size and (tmp_path / "pause_counts.png").stat().st_size
   # A second call finds every run done: same records, nothing retrained.
@@ -237,9 +249,9 @@ def test_the_pause_embedding_row_learns_only_from_pauses(make_config, num_pauses
   from scratchpad.train import optim, trainer
   cfg = make_config()
   cfg.task, cfg.pauses.finetune = "digit_sum", num_pauses
-  task = config_lib.train_task(cfg)
+  task = pause_tasks.train_task(cfg)
   input_pipeline.resolve_lengths(get_task_info(task), cfg.data)
-  setup = trainer.Setup(cfg)
+  setup = trainer.ShardedTraining(cfg)
   params = setup.init_state()["params"]
   batch = input_pipeline.with_packing_features(
       next(input_pipeline.host_dataset(task, cfg.data, 8, 0).as_numpy_iterator()), PAUSE_ID)
@@ -255,10 +267,10 @@ def test_the_pause_embedding_row_learns_only_from_pauses(make_config, num_pauses
 
 def test_c4_configs_pretrain_and_finetune_with_the_sentencepiece_vocabulary():
   pause = config_lib.load_config_file(f"{PAUSE_CONFIG}:PausePT,c4")
-  assert config_lib.train_task(pause) == "c4_std_inserted10pct"
+  assert pause_tasks.train_task(pause) == "c4_std_inserted10pct"
   assert pause.data.targets_length == 2048 and pause.data.inputs_length == 0
   squad = config_lib.load_config_file(f"{PAUSE_CONFIG}:PausePT_PauseFT,squad,spm")
-  assert config_lib.train_task(squad) == "squad_spm_appended10" and squad.eval.splits == ("validation",)
+  assert pause_tasks.train_task(squad) == "squad_spm_appended10" and squad.eval.splits == ("validation",)
   with pytest.raises(ValueError, match="uses the byte vocabulary"):
     config_lib.load_config_file(f"{PAUSE_CONFIG}:PausePT_PauseFT,digit_sum,spm")
 

@@ -7,9 +7,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from scratchpad import config as config_lib
 from scratchpad.model import positions, transformer
 from scratchpad.tasks import addition
 from scratchpad.tasks.vocabulary import EOS_ID, SYMBOLS
+from scratchpad.train import run_config
 
 NEWLINE_ID = SYMBOLS.encode("\n")[0]
 ROW = 480  # the padded length of the hypothesis tests' rows: 3 scratchpads of 7-digit operands
@@ -152,11 +154,10 @@ def test_decoder_state_gives_the_ids_of_the_whole_row(scheme):
 @pytest.mark.parametrize("scheme", positions.LINE_SCHEMES)
 def test_a_line_schemes_model_ends_lines_at_its_vocabularys_newline_and_eos(scheme):
   from conftest import ROOT
-  from scratchpad import config as config_lib
   from scratchpad.tasks.vocabulary import VOCABULARY
   for vocab, newline_id in (("symbols", NEWLINE_ID), ("bytes", VOCABULARY.encode("\n")[0])):
     cfg = config_lib.load_config_file(f"{ROOT / 'configs' / 'addition.py'}:short,{vocab}")
     cfg.model.position_encoding = scheme
-    assert config_lib.model_config(cfg).line_break_ids == (EOS_ID, newline_id)
+    assert run_config.model_config(cfg).line_break_ids == (EOS_ID, newline_id)
   cfg.model.position_encoding = "rope"
-  assert config_lib.model_config(cfg).line_break_ids == ()
+  assert run_config.model_config(cfg).line_break_ids == ()

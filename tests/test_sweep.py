@@ -11,6 +11,8 @@ from conftest import ROOT, snapshot
 from scratchpad import cli, report
 from scratchpad import config as config_lib
 from scratchpad import sweep as sweep_lib
+from scratchpad.model import transformer
+from scratchpad.train import run_config
 
 ADDITION = ROOT / "configs" / "addition.py"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -43,7 +45,7 @@ def test_runs_are_the_product_of_the_axes_in_order(tmp_path):
   assert dict(run.labels) == {"size": "nano", "format": "direct", "seed": "3"}
   cfg = run.config()
   assert (cfg.seed, cfg.train.steps, cfg.train.batch_size, cfg.data.pack) == (3, 7, 4, False)
-  assert cfg.model.d_model == config_lib.SIZES["nano"][1] and cfg.task == "addition_direct_symbols"
+  assert cfg.model.d_model == transformer.SIZES["nano"][1] and cfg.task == "addition_direct_symbols"
 
 
 def test_the_shipped_sweeps_build_every_config():
@@ -141,7 +143,7 @@ def _fake_run(root, name, size, fmt, seed, results, group=None):
   """A finished run's files, as a sweep or the pause study leaves them, without training."""
   workdir = os.path.join(root, name)
   cfg = config_lib.load_config_file(f"{ADDITION}:{fmt},{size}")
-  config_lib.save_config(cfg, workdir)
+  run_config.save_config(cfg, workdir)
   labels = {"size": size, "format": fmt, "seed": str(seed)} if group is None else {
       "task": "addition", "group": group, "seed": str(seed)}
   with open(os.path.join(workdir, "run.json"), "w") as f:
@@ -186,7 +188,7 @@ def test_a_compiled_step_holds_at_least_the_parameters_and_both_adam_moments(mak
   from scratchpad.train import trainer
   cfg = make_config()
   cfg.data.update(inputs_length=8, targets_length=8)
-  setup = trainer.Setup(cfg, jax.devices()[:1])
+  setup = trainer.ShardedTraining(cfg, jax.devices()[:1])
   params = transformer.param_count(setup.model_cfg)
   need = report.step_memory_bytes(setup.compile_train_step(batch_size=4, length=16))
   assert 3 * 4 * params <= need < 20 * 4 * params

@@ -7,6 +7,8 @@ import seqio
 import scratchpad.tasks
 from scratchpad.tasks import addition, get_task_info
 from conftest import on_task
+from scratchpad import config as config_lib
+from scratchpad.tasks import pause_tasks
 from scratchpad.train import input_pipeline
 
 SMALL = {"inputs": 10, "targets": 32}
@@ -78,16 +80,14 @@ def test_packed_loss_weights_are_zero_on_inputs_and_padding(make_config):
     "pause.py:PausePT_PauseFT,addition", "pause.py:StdPT_StdFT,polynomial", "pause.py:PausePT_PauseFT,digit_sum"])
 def test_every_shipped_config_fits_its_task(spec):
   from conftest import ROOT
-  from scratchpad import config as config_lib
   cfg = config_lib.load_config_file(f"{ROOT / 'configs' / spec}")
-  input_pipeline.resolve_lengths(get_task_info(config_lib.train_task(cfg)), cfg.data)
+  input_pipeline.resolve_lengths(get_task_info(pause_tasks.train_task(cfg)), cfg.data)
   assert cfg.data.targets_length > 0 and (cfg.data.inputs_length > 0) == ("text" not in spec)
   assert cfg.data.inputs_length + cfg.data.targets_length <= cfg.model.max_length
 
 
 def test_the_polynomial_configs_name_their_data_and_vocabulary():
   from conftest import ROOT
-  from scratchpad import config as config_lib
   load = lambda arg: config_lib.load_config_file(f"{ROOT / 'configs' / 'polynomial.py'}:{arg}").task
   assert load("direct") == "polynomial_direct"
   assert load("scratchpad,symbols,large") == "polynomial_large_scratchpad_symbols"
@@ -96,6 +96,5 @@ def test_the_polynomial_configs_name_their_data_and_vocabulary():
 
 def test_unknown_variant_is_a_clear_error():
   from conftest import ROOT
-  from scratchpad import config as config_lib
   with pytest.raises(ValueError, match="unknown variant 'huge' in configs/polynomial.py"):
     config_lib.load_config_file(f"{ROOT / 'configs' / 'polynomial.py'}:direct,huge")

@@ -13,8 +13,9 @@ import optax
 from flax import nnx
 
 from conftest import on_task
+from scratchpad import config as config_lib
 from scratchpad.model import transformer
-from scratchpad.train import checkpoints, compile_options, input_pipeline, optim, trainer
+from scratchpad.train import checkpoints, compile_options, input_pipeline, optim, run_config, trainer
 
 
 def _first_batches(cfg, n):
@@ -36,9 +37,9 @@ def test_sharded_train_step_equals_single_device(make_config):
   on_task(cfg, "addition_scratchpad_1to2")
   batches = _first_batches(cfg, 3)
   cfg.mesh.shape = (1, 1, 1)
-  single_losses, single_params = _run_steps(trainer.Setup(cfg, devices=jax.devices()[:1]), batches)
+  single_losses, single_params = _run_steps(trainer.ShardedTraining(cfg, devices=jax.devices()[:1]), batches)
   cfg.mesh.shape = (2, 2, 2)
-  sharded = trainer.Setup(cfg)
+  sharded = trainer.ShardedTraining(cfg)
   sharded_specs = {str(s.spec) for s in jax.tree.leaves(sharded.state_shardings["params"])}
   assert len(sharded_specs) > 2, "parameters should be split over fsdp and tensor axes"
   sharded_losses, sharded_params = _run_steps(sharded, batches)
@@ -54,10 +55,10 @@ def test_accumulated_microbatches_equal_the_whole_batch(make_config, microbatche
   batches = _first_batches(cfg, 3)
   cfg.mesh.shape = mesh
   devices = jax.devices()[:int(np.prod(mesh))]
-  whole = trainer.Setup(cfg, devices)
+  whole = trainer.ShardedTraining(cfg, devices)
   whole_losses, whole_params = _run_steps(whole, batches)
   cfg.train.microbatches = microbatches
-  setup = trainer.Setup(cfg, devices)
+  setup = trainer.ShardedTraining(cfg, devices)
   scans = lambda m: str(jax.make_jaxpr(functools.partial(optim.train_step, setup.graphdef, setup.tx, microbatches=m))(
       setup.abstract_state, batches[0])).count("scan[")
   assert scans(microbatches) == scans(1) + 1  # the slices one at a time
@@ -118,7 +119,7 @@ def test_short_run_learns_small_addition_above_chance(make_config, tmp_path):
   cfg.eval.update(splits=("test",), max_examples=200)
   state, history = trainer.train(cfg, str(tmp_path))
   assert history[-1]["loss"] < history[0]["loss"] / 10
-  results = evaluator.evaluate(cfg, str(tmp_path), trainer.Setup(cfg).graphdef, state["params"])
+  results = evaluator.evaluate(cfg, str(tmp_path), trainer.model_graphdef(cfg), state["params"])
   # Chance is under 2%: no single sum of two 1-2 digit operands is that frequent.
   assert results["test"]["answer_accuracy"] > 10.0, results
 
@@ -129,7 +130,7 @@ def test_train_step_compiles_with_the_backends_options(make_config, monkeypatch)
   if not compile_options.train_step("cpu"):
     pytest.skip("this jaxlib does not know the CPU options")
   cfg = make_config("scratchpad", train__batch_size=8)
-  setup = trainer.Setup(cfg, devices=jax.devices()[:1])
+  setup = trainer.ShardedTraining(cfg, devices=jax.devices()[:1])
   assert "__ynn_fusion" not in setup.compile_train_step(8, 64).as_text()
   monkeypatch.setenv("SCRATCHPAD_XLA_DEFAULTS", "1")
   assert compile_options.train_step("cpu") == {}
@@ -148,13 +149,12 @@ def test_train_step_compiles_with_the_backends_options(make_config, monkeypatch)
                                   "pause.py:PausePT,c4,1b", "pause.py:PausePT,c4,tiny"])
 def test_pod_recipes_compute_in_bfloat16_on_float32_parameters(spec):
   from conftest import ROOT
-  from scratchpad import config as config_lib
   cfg = config_lib.load_config_file(str(ROOT / "configs" / spec))
   assert cfg.model.dtype == "bfloat16"
   if ",c4," in spec:  # the layout that fits a v5e chip (benchmarks/NOTES.md)
     assert cfg.model.scan_layers and cfg.model.remat == "full" and cfg.train.microbatches == 2
   if spec.startswith("addition"):
-    params = nnx.state(nnx.eval_shape(lambda: transformer.Transformer(config_lib.model_config(cfg), nnx.Rngs(0))),
+    params = nnx.state(nnx.eval_shape(lambda: transformer.Transformer(run_config.model_config(cfg), nnx.Rngs(0))),
                        nnx.Param)
     assert {x.dtype for x in jax.tree.leaves(params)} == {jnp.dtype("float32")}
   assert config_lib.load_config_file(str(ROOT / "configs" / "addition.py:paper")).model.dtype == "float32"
@@ -181,9 +181,9 @@ def test_the_parameter_average_is_checkpointed_and_is_what_evaluation_uses(make_
   cfg = make_config("scratchpad", train__steps=4, train__checkpoint_every=4, train__ema_decay=0.9)
   on_task(cfg, "addition_scratchpad_1to2")
   trained, _ = trainer.train(cfg, str(tmp_path))
-  restored = checkpoints.restore_latest(str(tmp_path), trainer.Setup(cfg).abstract_state)
+  restored = checkpoints.restore_latest(str(tmp_path), trainer.ShardedTraining(cfg).abstract_state)
   average = optim.evaluation_params(trained)
   jax.tree.map(functools.partial(np.testing.assert_allclose, rtol=1e-6), optim.evaluation_params(restored), average)
   assert not np.allclose(average["embed_VxD"], trained["params"]["embed_VxD"]), "the average is not the params"
-  state = trainer.Setup(make_config("scratchpad", train__ema_decay=0.0)).init_state()
+  state = trainer.ShardedTraining(make_config("scratchpad", train__ema_decay=0.0)).init_state()
   assert optim.evaluation_params(state) is state["params"], "without ema_decay, the parameters themselves"

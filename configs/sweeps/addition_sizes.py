@@ -10,6 +10,8 @@ CPU runs in about an hour;
 three seeds each, for an accelerator.
 """
 
+from scratchpad import errors
+
 
 def get_sweep(arg=None):
   if arg in (None, "laptop"):
@@ -27,4 +29,4 @@ def get_sweep(arg=None):
                   seed=[0, 1, 2]),
         overrides={},
     )
-  raise ValueError(f"unknown sweep variant {arg!r} in configs/sweeps/addition_sizes.py; choose laptop or paper")
+  raise errors.InputError(f"unknown sweep variant {arg!r} in configs/sweeps/addition_sizes.py; choose laptop or paper")

@@ -22,11 +22,10 @@ import numpy as np
 import seqio
 from jax.experimental import multihost_utils
 
-from scratchpad import config as config_lib
 from scratchpad import files
 from scratchpad.evaluation import run_record
 from scratchpad.model import decode
-from scratchpad.tasks import VOCABULARY, get_task_info
+from scratchpad.tasks import VOCABULARY, get_task_info, pause_tasks
 from scratchpad.tasks.vocabulary import EOS_ID, PAD_ID, SCRATCH_CLOSE, check_text
 
 
@@ -175,7 +174,7 @@ def evaluate(cfg, workdir: str, graphdef, params, num_pauses: int | None = None,
   WORKDIR/predictions/NAME_SPLIT.jsonl (NAME `results`: predictions/SPLIT.jsonl).
   """
   t0 = time.perf_counter()
-  task = config_lib.eval_task(cfg, num_pauses)
+  task = pause_tasks.eval_task(cfg, num_pauses)
   max_new_tokens = decode_limit(cfg, task)
   results = {}
   for split in cfg.eval.splits:
@@ -193,7 +192,7 @@ def evaluate(cfg, workdir: str, graphdef, params, num_pauses: int | None = None,
 def answer_accuracy_fn(cfg, graphdef, split: str, max_examples: int):
   """params -> answer accuracy (%) on the first `max_examples` of `split`: `eval.every_accuracy`'s
   callback for the trainer."""
-  task = config_lib.eval_task(cfg)
+  task = pause_tasks.eval_task(cfg)
   max_new_tokens = decode_limit(cfg, task)
 
   def accuracy(params) -> float:

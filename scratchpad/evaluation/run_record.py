@@ -15,7 +15,7 @@ import subprocess
 
 import jax
 
-from scratchpad import files
+from scratchpad import files, host
 from scratchpad.model import cpu_blas
 from scratchpad.train import trainer
 
@@ -43,17 +43,6 @@ def git_commit() -> str | None:
   return commit + ("+dirty" if dirty else "")
 
 
-def cpu_model() -> str:
-  try:
-    with open("/proc/cpuinfo") as f:
-      for line in f:
-        if line.startswith("model name"):
-          return line.split(":", 1)[1].strip()
-  except OSError:
-    pass
-  return platform.processor() or platform.machine()
-
-
 def environment() -> dict:
   """The software and machine of this process."""
   devices = jax.devices()
@@ -61,7 +50,7 @@ def environment() -> dict:
       "python": platform.python_version(),
       "packages": {p: _version(p) for p in PACKAGES},
       "git_commit": git_commit(),
-      "cpu": cpu_model(),
+      "cpu": host.cpu_model(),
       "cpu_cores": os.cpu_count(),
       "devices": f"{len(devices)} x {devices[0].device_kind}",
       "kernels": cpu_blas.status(),

@@ -1,7 +1,7 @@
 """Causal self-attention over packed rows, one implementation per backend (`model.attention`).
 
 Training and full recomputation call `causal_self_attention`; decoding attends its few new
-queries to the cache with `dot_product_attention`. The implementations:
+queries to the cache with `masked_attention`. The implementations:
 
   xla        query blocks of `attention_block(L)`, each attending to the keys up to its own
              end (the fully masked rest skipped), logits and softmax in float32. Any backend;
@@ -25,31 +25,28 @@ implementations and carry no loss.
 from __future__ import annotations
 
 import functools
-import json
 import os
-import platform
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from scratchpad import errors, files, host
 from scratchpad.model import cpu_blas
 
 IMPLEMENTATIONS = ("auto", "xla", "cpu_fused", "cudnn", "splash")
 SPLASH_BLOCK = 128  # splash attention's query and key blocks: rows are padded to a multiple
 SPLASH_INTERPRET = False  # tests: run the Pallas kernel in interpret mode (any backend)
-# Query blocks of xla's causal attention (training, full recomputation): a block attends to the
-# keys up to its own end only. None: `attention_block(length)`; an int fixes the block
-# (benchmarks, tests).
-ATTENTION_BLOCK: int | None = None
 CALIBRATION_FILE = "attention_calibration.json"  # in $SCRATCHPAD_CACHE, one entry per host
 
 
-def attention_block(length: int) -> int:
-  """The query block for rows of `length`. On CPU 2-8 blocks a row ran fastest: smaller blocks
-  make matmuls too small to run at speed, larger ones skip less (benchmarks/NOTES.md, change 10)."""
-  return ATTENTION_BLOCK or (64 if length <= 256 else 128)
+def attention_block(length: int, block: int = 0) -> int:
+  """The query block of causal attention over rows of `length`: `block` (`model.attention_block`),
+  or by default 64 up to 256 tokens and 128 beyond. On CPU 2-8 blocks a row ran fastest: smaller
+  blocks make matmuls too small to run at speed, larger ones skip less (benchmarks/NOTES.md,
+  change 10)."""
+  return block or (64 if length <= 256 else 128)
 
 
 # --------------------------------------------------------------------------- choosing one
@@ -60,7 +57,7 @@ def select(requested: str, *, backend: str, dtype, num_devices: int, has_bias: b
   ("cpu" | "gpu" | "tpu"), compute dtype, device count, whether there is a bias, whether the
   MKL custom call is built (`fused_cpu`) and whether this host measured it faster."""
   if requested not in IMPLEMENTATIONS:
-    raise ValueError(f"model.attention: want one of {', '.join(IMPLEMENTATIONS)}, got {requested!r}")
+    raise errors.InputError(f"model.attention: want one of {', '.join(IMPLEMENTATIONS)}, got {requested!r}")
   if requested != "auto":
     return requested
   if has_bias:
@@ -96,7 +93,7 @@ def resolve(requested: str, dtype, has_bias: bool = False) -> str:
            "splash": (backend == "tpu" or SPLASH_INTERPRET, "a TPU")}
   ok, what = needs.get(chosen, (True, ""))
   if not ok:
-    raise ValueError(f"model.attention={chosen} needs {what}; this is {backend} with {num_devices} "
+    raise errors.InputError(f"model.attention={chosen} needs {what}; this is {backend} with {num_devices} "
                      "device(s): use auto or xla")
   return chosen
 
@@ -109,13 +106,7 @@ def _fused_usable() -> bool:
 def host_key() -> str:
   """This host as the calibration knows it: CPU model, cores, jax and jaxlib."""
   import jaxlib
-  model = platform.processor() or platform.machine()
-  try:
-    with open("/proc/cpuinfo", encoding="utf-8") as f:
-      model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
-  except OSError:
-    pass
-  return f"{model} | {os.cpu_count()} cores | jax {jax.__version__} | jaxlib {jaxlib.__version__}"
+  return f"{host.cpu_model()} | {os.cpu_count()} cores | jax {jax.__version__} | jaxlib {jaxlib.__version__}"
 
 
 def _calibration_path() -> str:
@@ -128,17 +119,10 @@ def host_prefers_fused() -> bool:
   """Whether the fused CPU attention ran faster than xla's on this host (`calibrate`), read
   from the cache or measured once and kept there."""
   path, key = _calibration_path(), host_key()
-  cached = {}
-  if os.path.exists(path):
-    with open(path, encoding="utf-8") as f:
-      cached = json.load(f)
+  cached = files.read_json(path) if files.exists(path) else {}
   if key not in cached:
     cached[key] = calibrate()
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-      json.dump(cached, f, indent=1)
-    os.replace(tmp, path)
+    files.write_json(path, cached, indent=1)
   return cached[key]["cpu_fused_ms"] < cached[key]["xla_ms"]
 
 
@@ -183,46 +167,45 @@ def attention_mask(q_index_L, k_index_S, segment_ids_BxL, k_segment_BxS):
           & (k_segment_BxS[:, None, :] != 0))
 
 
-def dot_product_attention(q_BxHxLxK, k_BxHxSxK, v_BxHxSxK, mask_BxLxS, bias_BxHxLxS=None):
+def masked_attention(q_BxHxLxK, k_BxHxSxK, v_BxHxSxK, mask_BxLxS, bias_BxHxLxS=None):
   """Scaled dot-product attention, the logits and softmax in float32; masked keys get no weight.
 
   The softmax is normalised after the weighted sum of values, as flash attention does: the
   division runs over L x K, not L x S, and the backward pass's row sums over K, not S.
   `bias_BxHxLxS` (line_bias) is added to the scaled logits."""
-  logits_BxHxLxS = cpu_blas.matmul(q_BxHxLxK, k_BxHxSxK, transpose_b=True).astype(jnp.float32)
+  logits_BxHxLxS = cpu_blas.mkl_or_xla_matmul(q_BxHxLxK, k_BxHxSxK, transpose_b=True).astype(jnp.float32)
   logits_BxHxLxS = logits_BxHxLxS * q_BxHxLxK.shape[-1] ** -0.5
   if bias_BxHxLxS is not None:
     logits_BxHxLxS = logits_BxHxLxS + bias_BxHxLxS
   logits_BxHxLxS = jnp.where(mask_BxLxS[:, None], logits_BxHxLxS, -1e30)
   max_BxHxLx1 = jax.lax.stop_gradient(jnp.max(logits_BxHxLxS, axis=-1, keepdims=True))
   unnormalized_BxHxLxS = jnp.exp(logits_BxHxLxS - max_BxHxLx1)  # 0 at masked keys (1 if all are)
-  weighted_BxHxLxK = cpu_blas.matmul(unnormalized_BxHxLxS.astype(v_BxHxSxK.dtype), v_BxHxSxK)
+  weighted_BxHxLxK = cpu_blas.mkl_or_xla_matmul(unnormalized_BxHxLxS.astype(v_BxHxSxK.dtype), v_BxHxSxK)
   return (weighted_BxHxLxK / jnp.sum(unnormalized_BxHxLxS, axis=-1, keepdims=True)).astype(v_BxHxSxK.dtype)
 
 
 def causal_block_attention(q_BxHxLxK, k_BxHxLxK, v_BxHxLxK, mask_BxLxL, block: int, bias_fn=None):
-  """`dot_product_attention` for causal self-attention, by query blocks of `block`: keys past a
+  """`masked_attention` for causal self-attention, by query blocks of `block`: keys past a
   block's end are masked for all its queries, so skipping them changes nothing but the work
   (3/4 of it with 2 blocks, 5/8 with 4). `bias_fn(queries, keys)` gives a block's bias."""
   length = q_BxHxLxK.shape[2]
   return jnp.concatenate([
-      dot_product_attention(q_BxHxLxK[:, :, start:start + block], k_BxHxLxK[:, :, :start + block],
-                            v_BxHxLxK[:, :, :start + block], mask_BxLxL[:, start:start + block, :start + block],
-                            bias_fn and bias_fn(slice(start, start + block), slice(0, start + block)))
+      masked_attention(q_BxHxLxK[:, :, start:start + block], k_BxHxLxK[:, :, :start + block],
+                       v_BxHxLxK[:, :, :start + block], mask_BxLxL[:, start:start + block, :start + block],
+                       bias_fn and bias_fn(slice(start, start + block), slice(0, start + block)))
       for start in range(0, length, block)], axis=2)
 
 
-def _xla(q_BxLxHxK, k_BxLxHxK, v_BxLxHxK, segment_ids_BxL, bias_fn):
+def _xla(q_BxLxHxK, k_BxLxHxK, v_BxLxHxK, segment_ids_BxL, bias_fn, block: int):
   length = q_BxLxHxK.shape[1]
-  block = attention_block(length)
   q_BxHxLxK, k_BxHxLxK, v_BxHxLxK = (x.transpose(0, 2, 1, 3) for x in (q_BxLxHxK, k_BxLxHxK, v_BxLxHxK))
   index_L = jnp.arange(length)
   mask_BxLxL = attention_mask(index_L, index_L, segment_ids_BxL, segment_ids_BxL)
   if length > block:
     attended_BxHxLxK = causal_block_attention(q_BxHxLxK, k_BxHxLxK, v_BxHxLxK, mask_BxLxL, block, bias_fn)
   else:
-    attended_BxHxLxK = dot_product_attention(q_BxHxLxK, k_BxHxLxK, v_BxHxLxK, mask_BxLxL,
-                                             bias_fn and bias_fn(slice(None), slice(None)))
+    attended_BxHxLxK = masked_attention(q_BxHxLxK, k_BxHxLxK, v_BxHxLxK, mask_BxLxL,
+                                        bias_fn and bias_fn(slice(None), slice(None)))
   return attended_BxHxLxK.transpose(0, 2, 1, 3)
 
 
@@ -282,18 +265,19 @@ def _splash_rows(q_BxLxHxK, k_BxLxHxK, v_BxLxHxK, segment_ids_BxL):
 
 
 def causal_self_attention(q_BxLxHxK, k_BxLxHxK, v_BxLxHxK, segment_ids_BxL, implementation: str = "xla",
-                          bias_fn=None):
+                          bias_fn=None, block: int = 0):
   """Attention of each token to itself and the tokens before it in its packed segment
   (training, full recomputation), in the projections' [B, L, H, K] layout, by
-  `implementation` (`auto` resolved here, at trace time). `bias_fn(queries, keys)`: line_bias."""
+  `implementation` (`auto` resolved here, at trace time). `bias_fn(queries, keys)`: line_bias.
+  `block`: the query block of xla and cpu_fused (0: `attention_block`'s by length)."""
+  block = attention_block(q_BxLxHxK.shape[1], block)
   chosen = resolve(implementation, q_BxLxHxK.dtype, bias_fn is not None)
   if bias_fn is not None and chosen != "xla":
-    raise ValueError(f"model.attention={implementation}: line_bias's bias needs xla attention")
+    raise errors.InputError(f"model.attention={implementation}: line_bias's bias needs xla attention")
   if chosen == "cpu_fused":
-    return cpu_blas.causal_attention(q_BxLxHxK, k_BxLxHxK, v_BxLxHxK, segment_ids_BxL,
-                                     attention_block(q_BxLxHxK.shape[1]))
+    return cpu_blas.causal_attention(q_BxLxHxK, k_BxLxHxK, v_BxLxHxK, segment_ids_BxL, block)
   if chosen == "cudnn":
     return jax_nn_attention(q_BxLxHxK, k_BxLxHxK, v_BxLxHxK, segment_ids_BxL, "cudnn")
   if chosen == "splash":
     return splash(q_BxLxHxK, k_BxLxHxK, v_BxLxHxK, segment_ids_BxL)
-  return _xla(q_BxLxHxK, k_BxLxHxK, v_BxLxHxK, segment_ids_BxL, bias_fn)
+  return _xla(q_BxLxHxK, k_BxLxHxK, v_BxLxHxK, segment_ids_BxL, bias_fn, block)

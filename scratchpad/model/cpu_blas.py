@@ -6,7 +6,7 @@ gradients, which contract all the tokens of a batch into a small matrix (182-275
 2-core AVX-512 host), and attention's batched matmuls of one head's block each (75-230). MKL's
 sgemm runs the same shapes at 313-393 and 158-362 (benchmarks/NOTES.md, change 18).
 
-`matmul(a, b, transpose_a, transpose_b)` is op(a) @ op(b) over leading batch dimensions. It
+`mkl_or_xla_matmul(a, b, transpose_a, transpose_b)` is op(a) @ op(b) over leading batch dimensions. It
 calls MKL when all of these hold, and is an XLA dot otherwise, with the same result to float32
 rounding:
   * the product is at least `MIN_FLOPS` (16.8M FLOPs; a decoding step's are smaller);
@@ -54,11 +54,11 @@ ATTENTION_BACKWARD_TARGET = "scratchpad_cpu_blas_causal_attention_backward"
 MIN_FLOPS = 1 << 24
 
 
-def matmul(a, b, transpose_a: bool = False, transpose_b: bool = False):
+def mkl_or_xla_matmul(a, b, transpose_a: bool = False, transpose_b: bool = False):
   """op(a) @ op(b): a [..., M, K] (or [..., K, M] transposed), b [..., K, N] (or [..., N, K]),
   the same leading batch dimensions on both; returns [..., M, N]."""
   if a.shape[:-2] != b.shape[:-2]:
-    raise ValueError(f"matmul: batch dimensions differ: {a.shape} and {b.shape}")
+    raise ValueError(f"mkl_or_xla_matmul: batch dimensions differ: {a.shape} and {b.shape}")
   m, n, k = sizes(a.shape, b.shape, transpose_a, transpose_b)
   if 2 * np.prod(a.shape[:-2], dtype=np.int64) * m * n * k >= MIN_FLOPS and uses_mkl(a, b):
     return _mkl_matmul(a, b, transpose_a, transpose_b)

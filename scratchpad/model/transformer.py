@@ -74,6 +74,7 @@ class ModelConfig:
   max_line_gap: int = 3  # random_lines: a line's number is the one above's plus 1..max_line_gap in training
   max_place_gap: int = 1  # random_lines: places grow by 1..max_place_gap in training (1: exact places)
   attention: str = "auto"  # training attention's implementation (attention.py): auto | xla | cpu_fused | ...
+  attention_block: int = 0  # causal attention's query block (0: by row length, attention.attention_block)
   remat: str = "none"  # one of REMAT_POLICIES
   scan_layers: bool = False  # blocks stacked on a "layers" axis under one lax.scan (a checkpoint layout)
 
@@ -160,7 +161,7 @@ def dense(x_BxLxD, w_DxN):
   """x @ w over the flattened tokens: one 2-D matmul. Batched 3-D forms make XLA's CPU
   backward pass transpose large operands (~20% of a training step, benchmarks/NOTES.md)."""
   b, length, d = x_BxLxD.shape
-  return cpu_blas.matmul(x_BxLxD.reshape(b * length, d), w_DxN).reshape(b, length, w_DxN.shape[-1])
+  return cpu_blas.mkl_or_xla_matmul(x_BxLxD.reshape(b * length, d), w_DxN).reshape(b, length, w_DxN.shape[-1])
 
 
 def _param(rngs: nnx.Rngs, init, shape, axes):
@@ -253,7 +254,8 @@ class Attention(nnx.Module):
 
     if cache is None:
       attended_BxLxHxK = attention.causal_self_attention(q_BxLxHxK, k_BxLxHxK, v_BxLxHxK, segment_ids_BxL,
-                                                         cfg.attention, self.bias_fn(positions_BxL, positions_BxL))
+                                                         cfg.attention, self.bias_fn(positions_BxL, positions_BxL),
+                                                         cfg.attention_block)
     else:
       # Write this layer's new keys and values in place, then attend to all S. Heads before
       # length: XLA's CPU batched matmuls want the batch dims leading.
@@ -267,7 +269,7 @@ class Attention(nnx.Module):
       mask_BxLxS = attention.attention_mask(cache.index + jnp.arange(length), jnp.arange(k_BxHxSxK.shape[2]),
                                   segment_ids_BxL, cache.segment_ids_BxS)
       bias_fn = self.bias_fn(positions_BxL, cache.position_ids_BxS)
-      attended_BxHxLxK = attention.dot_product_attention(q_BxHxLxK, k_BxHxSxK.astype(dt), v_BxHxSxK.astype(dt), mask_BxLxS,
+      attended_BxHxLxK = attention.masked_attention(q_BxHxLxK, k_BxHxSxK.astype(dt), v_BxHxSxK.astype(dt), mask_BxLxS,
                                                bias_fn and bias_fn(slice(None), slice(None)))
       attended_BxLxHxK = attended_BxHxLxK.transpose(0, 2, 1, 3)
     return dense(attended_BxLxHxK.reshape(batch, length, d), self.out_HxKxD[...].astype(dt).reshape(d, d)), cache
@@ -374,5 +376,8 @@ def stacked_blocks(cfg: ModelConfig, rngs: nnx.Rngs) -> Block:
   return blocks
 
 
-def count_params(params) -> int:
-  return sum(x.size for x in jax.tree.leaves(params))
+def graphdef(cfg: ModelConfig, with_params: bool = False):
+  """The model's graph, built abstractly (no parameter is allocated); `with_params`: and the
+  shapes of its parameters."""
+  graph, params = nnx.split(nnx.eval_shape(lambda: Transformer(cfg, nnx.Rngs(0))), nnx.Param)
+  return (graph, params) if with_params else graph

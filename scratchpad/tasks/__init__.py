@@ -7,9 +7,10 @@ lengths, answer parser, headline metric, pauses). The tracer and its sandbox
 are `scratchpad.tracing`, which needs the standard library alone.
 """
 
-from scratchpad.tasks import addition, c4, direct_tasks, downstream, polynomial, programs, text_corpus
-from scratchpad.tasks.registration import TaskInfo, get_task_info, task_names, task_vocabulary, with_pauses
+from scratchpad.tasks import addition, c4, direct_tasks, downstream, pause_tasks, polynomial, programs, text_corpus
+from scratchpad.tasks.pause_tasks import with_pauses
+from scratchpad.tasks.registration import get_task_info, task_names, task_vocabulary, TaskInfo
 from scratchpad.tasks.vocabulary import VOCABULARY
 
-__all__ = ["addition", "c4", "direct_tasks", "downstream", "polynomial", "programs", "text_corpus",
+__all__ = ["addition", "c4", "direct_tasks", "downstream", "pause_tasks", "polynomial", "programs", "text_corpus",
            "TaskInfo", "get_task_info", "task_names", "task_vocabulary", "with_pauses", "VOCABULARY"]

@@ -7,7 +7,7 @@ over the same documents, with the loss on every token (a decoder-only LM,
 
 - `c4_std`: standard pretraining. Each document is tokenized, cut into pieces
   of `targets` length minus one, and each piece ends with eos.
-- `c4_std_inserted10pct` (`registration.with_pauses`): pause-pretraining, as in
+- `c4_std_inserted10pct` (`pause_tasks.with_pauses`): pause-pretraining, as in
   the paper (`pauses.insert_pauses`, its pause id read when the data is built).
   The same pieces; k = round(10%) of a piece's length n of `<pause>` ids go
   to uniformly random slots among n + k, and the piece is trimmed back to n.
@@ -34,13 +34,13 @@ import functools
 import seqio
 import tensorflow as tf
 
-from scratchpad.tasks.registration import TaskInfo, add_task, with_pauses
+from scratchpad.tasks.pause_tasks import PRETRAIN_FRACTION, with_pauses
+from scratchpad.tasks.registration import add_task, TaskInfo
 from scratchpad.tasks.vocabulary import SPM_ENV, spm_vocabulary
 
 # The version this TFDS's C4 code builds; older prepared versions load from their files.
 C4_TFDS_NAME = "c4/en:3.1.0"
 C4_SPLITS = ("train", "validation")
-PAUSE_FRACTION = 0.1  # the paper's: pauses as 10% of the sequence length
 
 
 def split_tokens(dataset: tf.data.Dataset, sequence_length: dict[str, int] | None,
@@ -90,7 +90,7 @@ def register(vocabulary: seqio.Vocabulary | None = None, suffix: str = "", tfds_
   `vocabulary` defaults to the SentencePiece model at $SCRATCHPAD_SPM (read
   lazily); it must have a `pause_id`. `data_dir` defaults to TFDS's own
   (TFDS_DATA_DIR, else ~/tensorflow_datasets). Returns the two names: the pause
-  version is `with_pauses(c4_std, PAUSE_FRACTION)`.
+  version is `with_pauses(c4_std, PRETRAIN_FRACTION)`.
   """
   vocabulary = vocabulary if vocabulary is not None else spm_vocabulary()
   common = [
@@ -113,7 +113,7 @@ def register(vocabulary: seqio.Vocabulary | None = None, suffix: str = "", tfds_
         shuffle_buffer_size=10_000,  # pieces of one document arrive together; mix them with others
     )
   # Pauses go in last, over the finished piece (eos included), which keeps its length.
-  return name, with_pauses(name, inserted_fraction=PAUSE_FRACTION)
+  return name, with_pauses(name, inserted_fraction=PRETRAIN_FRACTION)
 
 
 register()

@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 import seqio
 import tensorflow as tf
 
-from scratchpad.tasks import pauses
+from scratchpad import errors
 from scratchpad.tasks.vocabulary import VOCABULARY, token_length
 
 # The opt-in one-token-per-symbol variant of a task: its name with this suffix.
@@ -91,10 +91,10 @@ def is_registered(name: str) -> bool:
 
 def get_task_info(name: str) -> TaskInfo:
   if name not in seqio.TaskRegistry.names():
-    raise ValueError(f"unknown task {name!r}; registered tasks: {', '.join(task_names())}")
+    raise errors.InputError(f"unknown task {name!r}; registered tasks: {', '.join(task_names())}")
   task = seqio.TaskRegistry.get(name)
   if not isinstance(task, ScratchpadTask):
-    raise ValueError(f"task {name!r} was registered with seqio directly, without this project's facts about it "
+    raise errors.InputError(f"task {name!r} was registered with seqio directly, without this project's facts about it "
                      "(alphabet, lengths, answer): register it through scratchpad.tasks.registration")
   return task.info
 
@@ -167,38 +167,3 @@ def register_text(name: str, texts_fn: Callable[[str], list[str]], splits: dict[
       source=seqio.FunctionDataSource(dataset_fn, splits=list(splits)),
       preprocessors=[seqio.preprocessors.tokenize, seqio.preprocessors.append_eos_after_trim],
       output_features=TEXT_FEATURES, shuffle_buffer_size=10_000)
-
-
-def pause_task_name(name: str, inserted_fraction: float = 0.0, appended: int = 0, prepend: bool = False) -> str:
-  if inserted_fraction:
-    return f"{name}_inserted{round(inserted_fraction * 100)}pct"
-  return f"{name}_{'prepended' if prepend else 'appended'}{appended}" if appended else name
-
-
-def with_pauses(name: str, inserted_fraction: float = 0.0, appended: int = 0, prepend: bool = False) -> str:
-  """The name of task `name` with pause preprocessing, registered on first use.
-
-  `inserted_fraction`: pause-pretraining (`pauses.insert_pauses` on targets);
-  `appended`: pause-finetuning and inference (`pauses.append_pauses` on inputs,
-  or before them with `prepend`). Without either, `name` itself.
-  """
-  derived = pause_task_name(name, inserted_fraction, appended, prepend)
-  if is_registered(derived):
-    return derived
-  base = get_task_info(name)
-  task = seqio.TaskRegistry.get(name)
-  if inserted_fraction:
-    pause_fn = functools.partial(pauses.insert_pauses, fraction=inserted_fraction)
-    what, lengths = f"{inserted_fraction:.0%} pauses inserted", (lambda: base.max_lengths)
-  else:
-    pause_fn = functools.partial(pauses.append_pauses, num_pauses=appended, prepend=prepend)
-    what = f"{appended} pauses {'before' if prepend else 'after'} the input"
-    lengths = lambda: base.max_lengths and {s: {"inputs": n["inputs"] + appended, "targets": n["targets"]}
-                                            for s, n in base.max_lengths.items()}
-  add_task(
-      TaskInfo(derived, base.alphabet, lengths, base.answer_fn, f"{base.description}, {what}",
-               base.headline_metric, appended, prepend, parse_input=base.parse_input, breakdown=base.breakdown),
-      source=task.source, preprocessors=[*task.preprocessors, pause_fn],
-      output_features=task.output_features, postprocess_fn=task._postprocess_fn,  # noqa: SLF001
-      metric_fns=task.metric_fns, shuffle_buffer_size=task.shuffle_buffer_size)
-  return derived

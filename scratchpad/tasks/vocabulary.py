@@ -18,6 +18,8 @@ import re
 import seqio
 import tensorflow as tf
 
+from scratchpad import errors
+
 # TensorFlow only feeds data (seqio, tf.data): the accelerators belong to JAX.
 tf.config.set_visible_devices([], "GPU")
 
@@ -177,7 +179,7 @@ def check_text(text: str, alphabet: str | None, what: str = "input") -> None:
     return
   bad = sorted(set(text) - set(alphabet))
   if bad:
-    raise ValueError(f"{what} {text!r} has characters this task never uses: "
+    raise errors.InputError(f"{what} {text!r} has characters this task never uses: "
                      f"{''.join(bad)!r} (allowed: {alphabet!r})")
 
 
@@ -220,5 +222,5 @@ class _MissingSpm(PauseSentencePieceVocabulary):
     super().__init__("")
 
   def _model_context(self):
-    raise ValueError(f"SentencePiece tasks need a model: set ${SPM_ENV} to a .model file "
+    raise errors.InputError(f"SentencePiece tasks need a model: set ${SPM_ENV} to a .model file "
                      "(pad 0, eos 1, unk 2)")

@@ -19,9 +19,9 @@ import time
 import jax
 import ml_collections
 
-from scratchpad import config as config_lib
+from scratchpad import errors
 from scratchpad.model import attention, transformer
-from scratchpad.train import trainer
+from scratchpad.train import run_config, trainer
 
 PAPER_VOCABULARY = 32_000  # SentencePiece tasks without $SCRATCHPAD_SPM: the pause paper's size
 
@@ -33,22 +33,22 @@ def target_devices(num_devices: int, topology: str = ""):
     try:
       devices = topologies.get_topology_desc(topology_name=topology, platform="tpu").devices
     except Exception as e:  # noqa: BLE001 - no libtpu, or an unknown topology name
-      raise ValueError(f"--topology={topology}: cannot describe this TPU slice here "
+      raise errors.InputError(f"--topology={topology}: cannot describe this TPU slice here "
                        f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); install "
                        "libtpu (pip install -e '.[tpu]') or leave --topology out") from None
     if num_devices and num_devices != len(devices):
-      raise ValueError(f"--devices={num_devices} but topology {topology} has {len(devices)} chips")
+      raise errors.InputError(f"--devices={num_devices} but topology {topology} has {len(devices)} chips")
     return list(devices), "tpu"
   devices = jax.devices()
   if len(devices) < num_devices:
-    raise ValueError(f"--devices={num_devices} but this host has {len(devices)} devices")
+    raise errors.InputError(f"--devices={num_devices} but this host has {len(devices)} devices")
   return devices[:num_devices], devices[0].platform
 
 
 def model_config(cfg: ml_collections.ConfigDict) -> tuple[transformer.ModelConfig, str]:
   """The config's model, and where its vocabulary size came from."""
   try:
-    return config_lib.model_config(cfg), "the task's"
+    return run_config.model_config(cfg), "the task's"
   except ValueError as e:
     if "SentencePiece" not in str(e):
       raise
@@ -60,7 +60,7 @@ def model_config(cfg: ml_collections.ConfigDict) -> tuple[transformer.ModelConfi
 def compile_report(cfg: ml_collections.ConfigDict, num_devices: int, hbm_gib: float, topology: str = "") -> dict:
   """Compiles `cfg`'s train step for the target devices; what each device needs, and whether it fits."""
   devices, platform = target_devices(num_devices, topology)
-  config_lib.validate(cfg, len(devices))
+  run_config.check_run(cfg, len(devices))
   model_cfg, vocabulary = model_config(cfg)
   # The attention the target runs (splash on a TPU slice, per device under the step's mesh).
   chosen = attention.select(cfg.model.attention, backend=platform, dtype=model_cfg.dtype, num_devices=len(devices),
@@ -71,10 +71,10 @@ def compile_report(cfg: ml_collections.ConfigDict, num_devices: int, hbm_gib: fl
   cfg.model.attention = chosen
   length = cfg.data.inputs_length + cfg.data.targets_length
   if not length:
-    raise ValueError("config keys data.inputs_length and data.targets_length are 0 (the task's longest): "
+    raise errors.InputError("config keys data.inputs_length and data.targets_length are 0 (the task's longest): "
                      "set the row length to compile for")
   start = time.perf_counter()
-  setup = trainer.Setup(cfg, devices, model_cfg=model_cfg)
+  setup = trainer.ShardedTraining(cfg, devices, model_cfg=model_cfg)
   gib = lambda n: n / 2**30
   try:
     m = setup.compile_train_step(cfg.train.batch_size, length).memory_analysis()

@@ -22,6 +22,7 @@ import numpy as np
 import seqio
 import tensorflow as tf
 
+from scratchpad import errors
 from scratchpad import files
 from scratchpad.tasks import task_vocabulary
 
@@ -44,7 +45,7 @@ def resolve_lengths(task_info, data_cfg, split: str = "train") -> None:
   """
   if task_info.max_lengths is None:
     if not data_cfg.targets_length:
-      raise ValueError(f"task {task_info.name} is too big to measure: set data.targets_length "
+      raise errors.InputError(f"task {task_info.name} is too big to measure: set data.targets_length "
                        "(and data.inputs_length if it has inputs)")
     return
   longest = task_info.max_lengths[split]
@@ -52,7 +53,7 @@ def resolve_lengths(task_info, data_cfg, split: str = "train") -> None:
     if length == 0:
       data_cfg[f"{feature}_length"] = longest[feature]
     elif longest[feature] > length:
-      raise ValueError(f"config key data.{feature}_length={length} is shorter than the longest {feature} of "
+      raise errors.InputError(f"config key data.{feature}_length={length} is shorter than the longest {feature} of "
                        f"task {task_info.name} split {split}: it must be >= {longest[feature]}, "
                        "or 0 for exactly that")
 
@@ -103,7 +104,7 @@ class Batches:
   def __init__(self, task: str, data_cfg, global_batch_size: int, seed: int, sharding, split: str = "train",
                workdir: str | None = None, start_step: int = 0):
     if global_batch_size % jax.process_count():
-      raise ValueError(f"train.batch_size={global_batch_size} is not divisible by {jax.process_count()} processes")
+      raise errors.InputError(f"train.batch_size={global_batch_size} is not divisible by {jax.process_count()} processes")
     self.sharding, self.saveable = sharding, True
     self.pause_id = getattr(task_vocabulary(task), "pause_id", None)
     local = global_batch_size // jax.process_count()
@@ -122,7 +123,7 @@ class Batches:
       return os.path.join(path, "iterator")
     others = files.listdir(os.path.dirname(path))
     if others:
-      raise ValueError(f"{workdir}: the data position of step {step} was saved by {others[0].rsplit('_of_', 1)[-1]} "
+      raise errors.InputError(f"{workdir}: the data position of step {step} was saved by {others[0].rsplit('_of_', 1)[-1]} "
                        f"processes, and this run has {jax.process_count()}: resume with as many")
     return None
 

@@ -53,7 +53,7 @@ def make_optimizer(train_cfg) -> optax.GradientTransformation:
   parts = [optax.clip_by_global_norm(train_cfg.grad_clip),
            optax.adamw(schedule, b1=train_cfg.b1, b2=train_cfg.b2, weight_decay=train_cfg.weight_decay,
                        mask=decay_mask)]
-  if getattr(train_cfg, "ema_decay", 0.0):  # configs from before it lack the key
+  if train_cfg.ema_decay:
     parts.append(average_params(train_cfg.ema_decay))
   return optax.chain(*parts)
 

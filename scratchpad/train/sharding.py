@@ -20,6 +20,8 @@ from flax import nnx
 from jax.experimental import mesh_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from scratchpad import errors
+
 MESH_AXES = ("data", "fsdp", "tensor")
 
 
@@ -33,10 +35,10 @@ def mesh_shape(shape: Sequence[int], num_devices: int) -> tuple[int, ...]:
              f"whose product is the {num_devices} devices")
   if (len(shape) != len(MESH_AXES) or shape.count(-1) > 1
       or not all(isinstance(n, int) and (n > 0 or n == -1) for n in shape)):
-    raise ValueError(f"must have {allowed}")
+    raise errors.InputError(f"must have {allowed}")
   known = math.prod(n for n in shape if n != -1)
   if num_devices % known or (-1 not in shape and known != num_devices):
-    raise ValueError(f"does not fit the {num_devices} devices: it must have {allowed}")
+    raise errors.InputError(f"does not fit the {num_devices} devices: it must have {allowed}")
   return tuple(num_devices // known if n == -1 else n for n in shape)
 
 
@@ -49,28 +51,31 @@ def make_mesh(shape: Sequence[int], devices=None, dcn_shape: Sequence[int] = (1,
   try:
     resolved = mesh_shape(shape, len(devices))
   except ValueError as e:
-    raise ValueError(f"mesh shape {tuple(shape)} {e}") from None
+    raise errors.InputError(f"mesh shape {tuple(shape)} {e}") from None
   dcn = tuple(dcn_shape)
   if len(dcn) != len(MESH_AXES) or any(n < 1 or size % n for n, size in zip(dcn, resolved)):
-    raise ValueError(f"mesh dcn_shape {dcn} must have {len(MESH_AXES)} entries, each dividing the mesh "
+    raise errors.InputError(f"mesh dcn_shape {dcn} must have {len(MESH_AXES)} entries, each dividing the mesh "
                      f"shape {resolved}")
   if math.prod(dcn) == 1:
     return Mesh(mesh_utils.create_device_mesh(resolved, devices, allow_split_physical_axes=True), MESH_AXES)
   slices = {getattr(d, "slice_index", 0) for d in devices}
   if len(slices) != math.prod(dcn):
-    raise ValueError(f"mesh dcn_shape {dcn} asks for {math.prod(dcn)} slices, but the devices form "
+    raise errors.InputError(f"mesh dcn_shape {dcn} asks for {math.prod(dcn)} slices, but the devices form "
                      f"{len(slices)}")
   ici = tuple(size // n for size, n in zip(resolved, dcn))
   return Mesh(mesh_utils.create_hybrid_device_mesh(ici, dcn, devices, allow_split_physical_axes=True), MESH_AXES)
 
 
+def mesh_axes(rules, name: str | None) -> tuple[str, ...]:
+  """The mesh axes `rules` ((logical name, mesh axis | axes | None), ...) map a logical axis to."""
+  axes = dict((rule_name, axes) for rule_name, axes in rules).get(name)
+  return (axes,) if isinstance(axes, str) else tuple(axes or ())
+
+
 def logical_to_mesh_spec(logical_axes, rules, mesh: Mesh, shape) -> PartitionSpec:
-  rules = dict((name, axes) for name, axes in rules)
   used, spec = set(), []
   for name, dim in zip(logical_axes, shape):
-    axes = rules.get(name)
-    axes = (axes,) if isinstance(axes, str) else tuple(axes or ())
-    axes = tuple(a for a in axes if a not in used and mesh.shape[a] > 1)
+    axes = tuple(a for a in mesh_axes(rules, name) if a not in used and mesh.shape[a] > 1)
     if axes and dim % math.prod(mesh.shape[a] for a in axes) == 0:
       used.update(axes)
       spec.append(axes[0] if len(axes) == 1 else axes)
@@ -92,9 +97,7 @@ def param_shardings(abstract_state: nnx.State, rules, mesh: Mesh):
 
 def batch_sharding(mesh: Mesh, rules) -> NamedSharding:
   """Sharding of a [batch, length] array: batch over the rule for "batch"."""
-  axes = dict((name, axes) for name, axes in rules).get("batch", ())
-  axes = (axes,) if isinstance(axes, str) else tuple(axes or ())
-  return NamedSharding(mesh, PartitionSpec(axes or None, None))
+  return NamedSharding(mesh, PartitionSpec(mesh_axes(rules, "batch") or None, None))
 
 
 def under_mesh(fn, mesh: Mesh):

@@ -17,24 +17,29 @@ import optax
 from clu import metric_writers
 from flax import nnx
 
-from scratchpad import config as config_lib
+from scratchpad import errors
 from scratchpad import files
 from scratchpad.model import transformer
-from scratchpad.tasks import get_task_info
-from scratchpad.train import checkpoints, compile_options, input_pipeline, optim, sharding
+from scratchpad.tasks import get_task_info, pause_tasks
+from scratchpad.train import checkpoints, compile_options, input_pipeline, optim, run_config, sharding
 from scratchpad.train.progress import Progress
 
 
-class Setup:
-  """Everything a run derives from its config: model graph, optimizer, mesh, shardings."""
+def model_graphdef(cfg: ml_collections.ConfigDict):
+  """The graph of `cfg`'s model, without its parameters (what evaluation pairs with restored ones)."""
+  return transformer.graphdef(run_config.model_config(cfg))
+
+
+class ShardedTraining:
+  """A run's model graph, optimizer and mesh, the shardings of its state and batches, and its
+  jitted train step: everything training derives from the config."""
 
   def __init__(self, cfg: ml_collections.ConfigDict, devices=None, model_cfg=None):
     self.cfg = cfg
-    self.model_cfg = model_cfg or config_lib.model_config(cfg)
+    self.model_cfg = model_cfg or run_config.model_config(cfg)
     self.mesh = sharding.make_mesh(cfg.mesh.shape, devices, cfg.mesh.get("dcn_shape", (1, 1, 1)))
-    rules = [tuple(r) for r in cfg.mesh.rules]
-    abstract_model = nnx.eval_shape(lambda: transformer.Transformer(self.model_cfg, nnx.Rngs(0)))
-    self.graphdef, abstract_params = nnx.split(abstract_model, nnx.Param)
+    rules = cfg.mesh.rules
+    self.graphdef, abstract_params = transformer.graphdef(self.model_cfg, with_params=True)
     self.tx = optim.make_optimizer(cfg.train)
     param_shardings = sharding.param_shardings(abstract_params, rules, self.mesh)
     abstract = jax.eval_shape(self._init_state)
@@ -59,7 +64,7 @@ class Setup:
     """The train step, jitted with explicit shardings, the state donated and the backend's
     `compile_options`."""
     train_step = functools.partial(optim.train_step, self.graphdef, self.tx, seed=self.cfg.seed,
-                                   microbatches=self.cfg.train.get("microbatches", 1))
+                                   microbatches=self.cfg.train.microbatches)
     rep = sharding.replicated(self.mesh)
     batch_shardings = {k: self.batch_sharding for k in input_pipeline.MODEL_FEATURES}
     return jax.jit(sharding.under_mesh(train_step, self.mesh), in_shardings=(self.state_shardings, batch_shardings),
@@ -114,16 +119,20 @@ class MetricsWriter:
       self._summaries.close()
 
 
-def pretrained_params(setup: Setup, workdir: str):
+def pretrained_params(setup: ShardedTraining, workdir: str):
   """The parameters of WORKDIR's latest checkpoint (a pretraining run), laid out for `setup`.
 
-  Fine-tuning starts from them with a fresh optimizer and step 0. The two runs
-  share the optimizer's structure (only its schedule differs), so the whole
-  state restores and everything but the parameters is dropped.
+  Fine-tuning starts from them with a fresh optimizer and step 0. The whole state
+  restores in the pretraining's own optimizer structure (it may keep a parameter
+  average where this run does not, or the reverse), and everything but the
+  parameters it is evaluated with is dropped.
   """
-  state = checkpoints.restore_latest(workdir, setup.abstract_state)
+  pretraining = ml_collections.ConfigDict(setup.cfg.to_dict())
+  pretraining.train.ema_decay = run_config.load_config(workdir).train.ema_decay
+  abstract_state = ShardedTraining(pretraining, list(setup.mesh.devices.flat), setup.model_cfg).abstract_state
+  state = checkpoints.restore_latest(workdir, abstract_state)
   if state is None:
-    raise ValueError(f"train.init_from={workdir!r} has no complete checkpoint: train the pretraining run first")
+    raise errors.InputError(f"train.init_from={workdir!r} has no complete checkpoint: train the pretraining run first")
   print(f"initialised from {workdir} step {int(state['step'])}")
   return optim.evaluation_params(state)
 
@@ -164,15 +173,6 @@ class Preemption:
       signal.signal(signal.SIGTERM, self._previous)
 
 
-class Preempted(Exception):
-  """SIGTERM stopped the run after saving its step: whatever was to follow the training
-  (evaluation, the next run of a sweep) must not, since the model is unfinished."""
-
-
-class Diverged(ArithmeticError):
-  """A non-finite loss or gradient: the run stops without saving the state it produced."""
-
-
 def check_finite(pending, last_good: int | None, checkpoint_dir: str) -> None:
   """Raises Diverged at the first of the pending `(step, metrics)` with a NaN or infinite loss or gradient."""
   for step, metrics in jax.device_get(pending):
@@ -180,11 +180,11 @@ def check_finite(pending, last_good: int | None, checkpoint_dir: str) -> None:
            if k in ("loss", "grad_norm") and not np.isfinite(v)}
     if bad:
       good = f"step {last_good} in {checkpoint_dir}" if last_good is not None else "none (no step was saved)"
-      raise Diverged(f"training diverged at step {step}: {', '.join(f'{k}={v}' for k, v in bad.items())}; "
+      raise errors.Diverged(f"training diverged at step {step}: {', '.join(f'{k}={v}' for k, v in bad.items())}; "
                      f"stopped without saving it; the last good checkpoint is {good}")
 
 
-def resume_state(setup: Setup, mngr, workdir: str, fallback: bool):
+def resume_state(setup: ShardedTraining, mngr, workdir: str, fallback: bool):
   """WORKDIR's latest complete state, saying which and what was skipped; None for a new run."""
   for step in checkpoints.unfinished_steps(workdir):
     print(f"{workdir}: the checkpoint of step {step} was never finished (the run stopped while saving it); "
@@ -203,7 +203,7 @@ class Validation:
   """`eval.every`: the loss on a fixed set of `eval.every_split` examples, and (given an
   `answer_accuracy` callback, from the evaluation layer) their decoded answers."""
 
-  def __init__(self, cfg, task: str, setup: Setup, answer_accuracy=None):
+  def __init__(self, cfg, task: str, setup: ShardedTraining, answer_accuracy=None):
     self.answer_accuracy = answer_accuracy
     split, wanted = cfg.eval.every_split, cfg.eval.every_examples
     batches = input_pipeline.global_batches(task, cfg.data, cfg.train.batch_size, cfg.seed, setup.batch_sharding,
@@ -230,20 +230,20 @@ def train(cfg: ml_collections.ConfigDict, workdir: str, devices=None, stop_after
   Returns the final state and the list of logged metrics. `stop_after` ends the
   run early after that many steps of this call (tests use it to "kill" a run).
   `fallback`: a damaged latest checkpoint is set aside and the one before it used.
-  Raises Diverged, without saving, on a non-finite loss or gradient, and Preempted,
+  Raises errors.Diverged, without saving, on a non-finite loss or gradient, and errors.Preempted,
   after saving, on SIGTERM. `answer_accuracy(params) -> %`: with `eval.every`, also
   logged (`eval.every_accuracy`; the evaluation layer provides it).
   """
-  config_lib.validate(cfg, num_devices=len(devices) if devices is not None else jax.device_count())
-  task = config_lib.train_task(cfg)
-  config_lib.check_init_from(cfg)
+  run_config.check_run(cfg, num_devices=len(devices) if devices is not None else jax.device_count())
+  task = pause_tasks.train_task(cfg)
+  run_config.check_init_from(cfg)
   input_pipeline.resolve_lengths(get_task_info(task), cfg.data)
-  config_lib.check_positions(cfg)
-  config_lib.check_same_model(cfg, workdir)
-  config_lib.record_attention(cfg, workdir)
+  run_config.check_positions(cfg)
+  run_config.check_same_model(cfg, workdir)
+  run_config.record_attention(cfg, workdir)
   if cfg.train.init_from:
-    config_lib.check_same_model(cfg, cfg.train.init_from, same_task=False)
-  setup = Setup(cfg, devices)
+    run_config.check_same_model(cfg, cfg.train.init_from, same_task=False)
+  setup = ShardedTraining(cfg, devices)
   mngr = checkpoints.manager(workdir, cfg.train.checkpoint_every, cfg.train.keep_checkpoints)
   try:
     return _train(cfg, workdir, task, setup, mngr, stop_after, fallback, answer_accuracy)
@@ -258,7 +258,7 @@ def _train(cfg, workdir, task, setup, mngr, stop_after, fallback, answer_accurac
     state = setup.init_state()
     if cfg.train.init_from:
       state["params"] = pretrained_params(setup, cfg.train.init_from)
-  config_lib.save_config(cfg, workdir)
+  run_config.save_config(cfg, workdir)
   start = int(state["step"])
   if start >= cfg.train.steps:
     print(f"{workdir}: already trained to step {start} of {cfg.train.steps}")
@@ -301,7 +301,7 @@ def _train(cfg, workdir, task, setup, mngr, stop_after, fallback, answer_accurac
           batches.save(workdir, done, mngr.all_steps())
         if preempted:
           mngr.wait_until_finished()
-          raise Preempted(f"preempted (SIGTERM): saved step {done} of {cfg.train.steps} in {workdir}; "
+          raise errors.Preempted(f"preempted (SIGTERM): saved step {done} of {cfg.train.steps} in {workdir}; "
                           "run the same command to resume")
   finally:
     writer.close()
