@@ -1,4 +1,4 @@
-"""Long addition, direct vs scratchpad (Nye et al. 2021, section 3; SPEC 1a).
+"""Long addition, direct vs scratchpad (Nye et al. 2021, section 3).
 
 Variants, as `--config=configs/addition.py:ARGS` with ARGS a comma list of:
   format   direct | scratchpad                 (default scratchpad)
@@ -23,6 +23,7 @@ import ml_collections
 
 from scratchpad import config as config_lib
 from scratchpad.model import transformer
+from scratchpad.tasks.registration import SYMBOLS_SUFFIX
 
 FORMATS = ("direct", "scratchpad")
 RECIPES = ("laptop", "short", "paper")
@@ -41,7 +42,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       arg, {"format": FORMATS, "size": tuple(transformer.SIZES), "recipe": RECIPES, "vocab": VOCABS},
       {"format": "scratchpad", "size": "tiny", "recipe": "laptop", "vocab": "symbols"}, "configs/addition.py")
   fmt, recipe = variant["format"], variant["recipe"]
-  task = f"addition_{fmt}{TASKS[recipe]}" + ("_symbols" if variant["vocab"] == "symbols" else "")
+  task = f"addition_{fmt}{TASKS[recipe]}" + (SYMBOLS_SUFFIX if variant["vocab"] == "symbols" else "")
   cfg = config_lib.base_config(task, variant["size"], variant)
   cfg.model.num_heads *= 2  # narrower heads, twice as many: each step line looks up several operands
   # Line numbers by random gaps in training (positions.py): 9-digit additions 99.6% right after

@@ -1,4 +1,4 @@
-"""Pause tokens (Goyal et al. 2023; SPEC 2): pretraining and the four fine-tuning variants.
+"""Pause tokens (Goyal et al. 2023): pretraining and the four fine-tuning variants.
 
 `--config=configs/pause.py:ARGS`, ARGS a comma list of:
   variant  StdPT | PausePT                           pretraining (standard or with 10% pauses)

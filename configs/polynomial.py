@@ -1,4 +1,4 @@
-"""Polynomial evaluation, direct vs scratchpad (Nye et al. 2021, section 4; SPEC 1b).
+"""Polynomial evaluation, direct vs scratchpad (Nye et al. 2021, section 4).
 
 Variants, as `--config=configs/polynomial.py:ARGS` with ARGS a comma list of:
   format   direct | scratchpad                 (default scratchpad)
@@ -19,6 +19,7 @@ import ml_collections
 
 from scratchpad import config as config_lib
 from scratchpad.model import transformer
+from scratchpad.tasks.registration import SYMBOLS_SUFFIX
 
 FORMATS = ("direct", "scratchpad")
 VOCABS = ("bytes", "symbols")
@@ -30,7 +31,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                                       "data": DATA},
                                      {"format": "scratchpad", "size": "tiny", "vocab": "bytes", "data": "paper"},
                                      "configs/polynomial.py")
-  suffix = "_symbols" if variant["vocab"] == "symbols" else ""
+  suffix = SYMBOLS_SUFFIX if variant["vocab"] == "symbols" else ""
   data = "_large" if variant["data"] == "large" else ""
   cfg = config_lib.base_config(f"polynomial{data}_{variant['format']}{suffix}", variant["size"], variant)
   cfg.model.num_heads *= 2  # narrower, more heads: finding operands at varying distances (README)

@@ -1,4 +1,4 @@
-"""Python execution, direct vs scratchpad (execution trace) (Nye et al. 2021, section 5; SPEC 1c).
+"""Python execution, direct vs scratchpad (execution trace) (Nye et al. 2021, section 5).
 
 Variants, as `--config=configs/programs.py:ARGS` with ARGS a comma list of:
   format   direct | scratchpad                         (default scratchpad)

@@ -1,4 +1,4 @@
-"""The pause-token study (Goyal et al. 2023; SPEC 2) at whatever scale the config gives.
+"""The pause-token study (Goyal et al. 2023) at whatever scale the config gives.
 
 One standard and one pause-pretrained model; then the four variants
 StdPT_StdFT, StdPT_PauseFT, PausePT_StdFT, PausePT_PauseFT fine-tuned on each

@@ -1,4 +1,4 @@
-"""Long addition across model sizes, direct vs scratchpad (Nye et al. 2021, figure 3; SPEC 1a).
+"""Long addition across model sizes, direct vs scratchpad (Nye et al. 2021, figure 3).
 
     python -m scratchpad sweep --config=configs/sweeps/addition_sizes.py --workdir=runs/addition_sizes
     python -m scratchpad report --workdir=runs/addition_sizes

@@ -2,9 +2,9 @@
 where they can be.
 
 XLA's CPU backend runs two kinds of this model's matmuls far below the machine's rate: the weight
-gradients, which contract all the tokens of a batch into a small matrix (182-275 GFLOP/s on a
-2-core AVX-512 host), and attention's batched matmuls of one head's block each (75-230). MKL's
-sgemm runs the same shapes at 313-393 and 158-362 (benchmarks/NOTES.md, change 18).
+gradients, which contract all the tokens of a batch into a small matrix, and attention's batched
+matmuls of one head's block each; MKL's sgemm runs the same shapes faster (benchmarks/NOTES.md,
+change 18).
 
 `mkl_or_xla_matmul(a, b, transpose_a, transpose_b)` is op(a) @ op(b) over leading batch dimensions. It
 calls MKL when all of these hold, and is an XLA dot otherwise, with the same result to float32
@@ -23,9 +23,8 @@ Its gradient is a custom VJP made of the same matmuls, so the backward pass runs
 `causal_attention(q, k, v, segment_ids, block)` is causal self-attention within packed segments,
 fused: one custom call for the forward pass and one for the backward pass, with
 `attention.causal_block_attention`'s result to float32 rounding; `model.attention=cpu_fused` (or
-`auto` where this host measured it faster, `attention.py`) calls it under the same conditions.
-Fused, one layer's attention ran 3.9x faster than XLA's blockwise version forward, 2.2x forward
-and backward (benchmarks/NOTES.md, change 19).
+`auto` where this host measured it faster, `attention.py`) calls it under the same conditions
+(benchmarks/NOTES.md, change 19).
 """
 
 from __future__ import annotations

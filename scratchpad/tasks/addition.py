@@ -1,4 +1,4 @@
-"""Long addition, direct and scratchpad (Nye et al. 2021, section 3; SPEC 1a).
+"""Long addition, direct and scratchpad (Nye et al. 2021, section 3).
 
 Scratchpad for 29 + 57 (the paper's figure, without its `#` comments):
 

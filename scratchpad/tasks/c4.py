@@ -1,4 +1,4 @@
-"""C4 English as seqio Tasks: the pretraining corpus of the pause-token paper (SPEC 2).
+"""C4 English as seqio Tasks: the pretraining corpus of the pause-token paper.
 
 Goyal et al. pretrain decoder-only models on C4 (English), with and without
 pauses, before any fine-tuning. `register()`, run on import, adds two Tasks

@@ -1,4 +1,4 @@
-"""Digit sum, a direct-answer task for the pause-token study (SPEC 2).
+"""Digit sum, a direct-answer task for the pause-token study.
 
     3 5 8 1 9 4   ->   3 0
 
@@ -36,12 +36,13 @@ def generate(num_examples: int, seed: int, exclude: frozenset = frozenset()) -> 
 
 
 def uniform_sequences(num_examples: int, seed: int, exclude: frozenset, base: int,
-                      lengths: tuple[int, int]) -> list[tuple[int, ...]]:
-  """Distinct sequences of uniform symbols in [0, base), lengths uniform in `lengths`, none in `exclude`."""
+                      lengths: tuple[int, int], low: int = 0) -> list[tuple[int, ...]]:
+  """Distinct sequences of uniform symbols in [low, low + base), lengths uniform in `lengths`,
+  none in `exclude`."""
   rng = np.random.default_rng(seed)
   chosen: dict[tuple[int, ...], None] = {}
   while len(chosen) < num_examples:
-    sequence = tuple(int(d) for d in rng.integers(0, base, rng.integers(lengths[0], lengths[1] + 1)))
+    sequence = tuple(int(d) for d in rng.integers(low, low + base, rng.integers(lengths[0], lengths[1] + 1)))
     if sequence not in exclude:
       chosen[sequence] = None
   return list(chosen)

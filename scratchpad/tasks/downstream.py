@@ -1,4 +1,4 @@
-"""The pause-token paper's nine downstream tasks (SPEC 2) as generative seqio Tasks.
+"""The pause-token paper's nine downstream tasks as generative seqio Tasks.
 
 A decoder-only model reads `inputs`, then eos (and, pause-finetuned, M pauses),
 then writes `targets`. Every task keeps the gold answers its metric needs in an

@@ -13,9 +13,8 @@ Test inputs never occur in train.
 
 from __future__ import annotations
 
-import numpy as np
-
 from scratchpad.tasks.addition import spaced
+from scratchpad.tasks.digit_sum import uniform_sequences
 
 ALPHABET = "0123456789 +"
 OPERANDS = (2, 4)  # how many numbers an input adds, drawn uniformly
@@ -46,10 +45,4 @@ def final_answer(text: str) -> str:
 def generate(num_examples: int, seed: int, exclude: frozenset = frozenset(),
              operands: tuple[int, int] = OPERANDS) -> list[tuple[int, ...]]:
   """Distinct operand tuples, their count uniform in `operands`, none of them in `exclude`."""
-  rng = np.random.default_rng(seed)
-  chosen: dict[tuple[int, ...], None] = {}
-  while len(chosen) < num_examples:
-    numbers = tuple(int(n) for n in rng.integers(LOW, HIGH + 1, rng.integers(operands[0], operands[1] + 1)))
-    if numbers not in exclude:
-      chosen[numbers] = None
-  return list(chosen)
+  return uniform_sequences(num_examples, seed, exclude, base=HIGH - LOW + 1, lengths=operands, low=LOW)

@@ -1,4 +1,4 @@
-"""Pause tokens (Goyal et al. 2023; SPEC 2) as seqio preprocessors.
+"""Pause tokens (Goyal et al. 2023) as seqio preprocessors.
 
 `insert_pauses` is pause-pretraining's: `<pause>` ids at uniformly random
 positions, `fraction` of the example's length of them, then the sequence is
@@ -9,7 +9,7 @@ inference's: M pauses after the input (or before it, the paper's ablation).
 Both act on token ids, so they run after `seqio.preprocessors.tokenize` and
 after the eos is appended: a fine-tuning input reads `input eos <pause>*M`, and
 the answer is decoded from after the last pause. The loss never asks the
-model to predict a pause (`input_pipeline.loss_weights_without_pauses`).
+model to predict a pause (`input_pipeline.with_packing_features`).
 """
 
 from __future__ import annotations

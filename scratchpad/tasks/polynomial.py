@@ -1,4 +1,4 @@
-"""Polynomial evaluation, direct and scratchpad (Nye et al. 2021, section 4; SPEC 1b).
+"""Polynomial evaluation, direct and scratchpad (Nye et al. 2021, section 4).
 
     Evaluate -7*x**2 + 7*x + 5 at x = 1
 

@@ -1,4 +1,4 @@
-"""Python execution, direct and scratchpad (Nye et al. 2021, section 5; SPEC 1c).
+"""Python execution, direct and scratchpad (Nye et al. 2021, section 5).
 
 An example's input is a program whose last statement binds `output`. The
 scratchpad target is the program's execution trace (`tracer.format_trace`:

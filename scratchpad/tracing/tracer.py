@@ -79,12 +79,7 @@ limit raised by _RECURSION_HEADROOM (100), and a RecursionError in the tracer is
 reported as the program's RecursionError ("error"), also when the program would
 have caught it.
 
-Throughput (`python -m benchmarks.tracer --baseline=OLD_TRACER.py`, 2,000 programs x 3 rounds,
-2-core AMD EPYC VM, Python 3.11, 2026-12-02, the machine otherwise idle): 564 programs/s for 4-line
-straight-line programs and 560/s for a function with a loop (every round above 500), against
-3,706/s and 3,171/s for the shared worker this replaced, measured in the same run. A program costs
-about 600 page faults (the fork's copy-on-write) and 3-5 ms of CPU, so the rate follows the host's
-fork speed: the benchmark prints it (earlier the same day, on a slower spell of the VM, 431-483/s).
+Throughput: `python -m benchmarks.tracer` (figures in benchmarks/NOTES.md, "The tracer").
 """
 
 from __future__ import annotations

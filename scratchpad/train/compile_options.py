@@ -1,9 +1,9 @@
 """XLA compiler options for the training step, per backend.
 
 On CPU, XLA hands its matmuls to YNNPACK by default; for this model's shapes (token-flattened
-matmuls contracting 256-1024, attention's batched 256 x 64 ones) its Eigen path is faster:
-the reference training step runs 1.1-1.25x faster on jax 0.10 and 0.12 (benchmarks/NOTES.md,
-change 2). Decoding gains nothing from it, so only the training step is compiled with them.
+matmuls contracting 256-1024, attention's batched 256 x 64 ones) its Eigen path is faster
+(benchmarks/NOTES.md, change 2). Decoding gains nothing from it, so only the training step is
+compiled with them.
 `SCRATCHPAD_XLA_DEFAULTS=1` keeps XLA's own defaults (to compare, or where YNNPACK wins).
 """
 

@@ -1,9 +1,9 @@
 """Keep a CPU step's memory mapped from one step to the next (Linux, glibc).
 
-XLA's CPU runtime allocates a program's temporary buffers afresh at every run, in one block:
-940 MB for the reference training step. glibc maps a block that large with mmap and unmaps it
-when it is freed, so at every step the kernel maps it again and zero-fills it page by page:
-240k page faults, a fifth of the step on a 2-core machine (benchmarks/NOTES.md, change 6).
+XLA's CPU runtime allocates a program's temporary buffers afresh at every run, in one block.
+glibc maps a block that large with mmap and unmaps it when it is freed, so at every step the
+kernel maps it again and zero-fills it page by page: a fifth of the step on a 2-core machine
+(benchmarks/NOTES.md, change 6).
 
 `keep()` makes glibc keep freed memory for reuse instead: no mmap for large blocks, no trimming
 of the heap. That governs glibc's main heap, which serves the main thread; a worker thread's
