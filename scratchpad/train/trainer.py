@@ -143,13 +143,15 @@ class Preemption:
   The loop then saves that step and returns cleanly; rerunning the same command
   resumes from it. One process catches SIGTERM itself (only the main thread can own a
   signal handler: elsewhere, a notebook's worker thread, SIGTERM keeps its default).
-  Several processes use JAX's own mechanism: the coordination service's SIGTERM notifier
-  and its preemption sync point, which agree on one step for every process and exchange
-  nothing until a process is preempted (no per-step host sync).
+  Several processes use JAX's own mechanism, through Orbax's `reached_preemption`: the
+  coordination service's SIGTERM notifier and its preemption sync point, which agree on one
+  step for every process and exchange nothing until a process is preempted (no per-step
+  host sync).
   """
 
-  def __init__(self):
+  def __init__(self, mngr):
     self.requested = False
+    self._mngr = mngr
     self._previous = None
 
   def _handle(self, signum, frame):
@@ -158,10 +160,9 @@ class Preemption:
 
   def agreed(self, step: int) -> bool:
     """Whether to stop after `step`: every process stops at the same one."""
-    if jax.process_count() == 1:
+    if jax.process_count() == 1:  # JAX's sync point needs the coordination service of several processes
       return self.requested
-    from jax.experimental import multihost_utils
-    return multihost_utils.reached_preemption_sync_point(step)
+    return self._mngr.reached_preemption(step)
 
   def __enter__(self):
     if jax.process_count() == 1 and threading.current_thread() is threading.main_thread():
@@ -244,12 +245,8 @@ def train(cfg: ml_collections.ConfigDict, workdir: str, devices=None, stop_after
   if cfg.train.init_from:
     run_config.check_same_model(cfg, cfg.train.init_from, same_task=False)
   setup = ShardedTraining(cfg, devices)
-  mngr = checkpoints.manager(workdir, cfg.train.checkpoint_every, cfg.train.keep_checkpoints)
-  try:
-    return _train(cfg, workdir, task, setup, mngr, stop_after, fallback, answer_accuracy)
-  finally:
-    mngr.wait_until_finished()
-    mngr.close()
+  with checkpoints.manager(workdir, cfg.train.checkpoint_every, cfg.train.keep_checkpoints) as mngr:
+    return _train(cfg, workdir, task, setup, mngr, stop_after, fallback, answer_accuracy)  # close() waits for saves
 
 
 def _train(cfg, workdir, task, setup, mngr, stop_after, fallback, answer_accuracy):
@@ -278,7 +275,7 @@ def _train(cfg, workdir, task, setup, mngr, stop_after, fallback, answer_accurac
   last_time = started = time.perf_counter()
   done, tokens = start, 0
   try:
-    with Preemption() as preemption:
+    with Preemption(mngr) as preemption:
       for step in range(start, end):
         state, metrics = train_step(state, next(batches))
         done = step + 1
