@@ -224,6 +224,7 @@ class TrainHParams:
   grad_clip: float = 1.0
   b1: float = 0.9
   b2: float = 0.98
+  ema_decay: float = 0.0  # no parameter average: the step the trainer runs by default
 
 
 # --------------------------------------------------------------------------- printing
