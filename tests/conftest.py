@@ -71,6 +71,55 @@ def snapshot(path) -> dict[str, bytes]:
   return out
 
 
+def table_cells(line: str) -> list[str]:
+  """The cells of one Markdown table row, stripped: `| a | b  |` -> ["a", "b"]."""
+  line = line.strip()
+  assert line.startswith("|") and line.endswith("|"), line
+  return [cell.strip() for cell in line[1:-1].split("|")]
+
+
+def table_rows(text: str, first_column: str) -> list[dict[str, str]]:
+  """The rows of the Markdown table in `text` whose header starts with the cell `first_column`,
+  each as {header cell: its cell}; the table ends at the first line that is not a row. Asserts
+  the rule under the header and that every row has the header's cells."""
+  lines = text.splitlines()
+  start = next((i for i, line in enumerate(lines) if line.startswith("|") and table_cells(line)[0] == first_column),
+               None)
+  assert start is not None, f"no table headed {first_column!r} in:\n{text}"
+  header = table_cells(lines[start])
+  rule = table_cells(lines[start + 1])
+  assert len(rule) == len(header) and all(c and set(c) <= set("-:") for c in rule), lines[start + 1]
+  rows = []
+  for line in lines[start + 2:]:
+    if not line.startswith("|"):
+      break
+    cells = table_cells(line)
+    assert len(cells) == len(header), (header, line)
+    rows.append(dict(zip(header, cells)))
+  return rows
+
+
+def check_results_table(out: str, results_by_run: dict) -> list[dict[str, str]]:
+  """Asserts that the results table printed in `out` (`report.results_table`) is `results_by_run`'s
+  ({run: results.json}): a row per run and split in that order, each metric to 0.1 and within
+  [0, 100] ("-" where a run lacks it), and the example count. Returns the rows."""
+  rows = table_rows(out, "run")
+  assert [(row["run"], row["split"]) for row in rows] == [
+      (run, split) for run, results in results_by_run.items() for split in results if split != "run"]
+  metrics_shown = [header[:-2] for header in rows[0] if header.endswith(" %")]
+  assert list(rows[0]) == ["run", "split", *(f"{m} %" for m in metrics_shown), "examples"]
+  assert metrics_shown[:2] == ["answer_accuracy", "sequence_accuracy"]
+  for row in rows:
+    metrics = results_by_run[row["run"]][row["split"]]
+    for m in metrics_shown:
+      if m in metrics:
+        assert 0 <= metrics[m] <= 100 and row[f"{m} %"] == f"{metrics[m]:.1f}", (row, metrics)
+      else:
+        assert row[f"{m} %"] == "-", row
+    assert row["examples"] == str(metrics["num_examples"])
+  return rows
+
+
 # The fault-injection suite (`pytest -m faults`) records what each provoked fault
 # did and cost; the rows print as one table at the end of the run.
 FAULT_ROWS = []

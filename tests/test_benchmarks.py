@@ -10,7 +10,7 @@ import pytest
 
 from benchmarks import common, decode
 from benchmarks import train as train_bench
-from conftest import ROOT
+from conftest import ROOT, table_rows
 from scratchpad import config as config_lib
 from scratchpad.model import attention, transformer
 from scratchpad.train import compile_options, run_config
@@ -66,18 +66,55 @@ def test_the_decode_benchmark_times_both_decoders_which_agree(capsys):
   summary = decode.main([*TINY, "--tasks=tiny", "--batch=2", "--full_steps=0", "--reps=2", "--full_reps=1"])
   (result,) = summary["results"]
   assert result["outputs_agree"] == 1.0 and result["speedup"] > 1
-  assert "| tiny | 16     | 32  | KV cache" in capsys.readouterr().out
+  # The printed table: a row per decoder, its numbers those of the summary.
+  cache, full = table_rows(capsys.readouterr().out, "task")
+  assert list(cache) == ["task", "prompt", "new", "decoder", "first call s", "median s", "examples/s", "tokens/s",
+                         "model GFLOP/s", "speedup"]
+  for row in (cache, full):
+    assert (row["task"], row["prompt"], row["new"]) == ("tiny", "16", "32")
+    assert float(row["first call s"]) >= 0 and float(row["model GFLOP/s"]) >= 0
+  assert (cache["decoder"], full["decoder"]) == ("KV cache", "full recompute")  # every step timed: not scaled
+  for row, seconds in ((cache, result["kv_cache_s"]), (full, result["full_s"])):
+    assert row["median s"] == f"{seconds:.4g}"
+    assert row["examples/s"] == f"{2 / seconds:.4g}" and row["tokens/s"] == f"{2 * 32 / seconds:,.0f}"
+  assert (cache["speedup"], full["speedup"]) == (f"{result['speedup']:.1f}x", "1.0x")
 
 
 def test_the_train_benchmark_prints_its_table_targets_and_profile(capsys, tmp_path):
-  train_bench.main([*TINY, "--seq=32", "--batch=4", "--steps=2", "--rounds=1", "--torch=none",
-                    f"--profile={tmp_path}"])
+  argv = [*TINY, "--seq=32", "--batch=4", "--steps=2", "--rounds=1", "--torch=none", f"--profile={tmp_path}"]
+  summary = train_bench.main(argv)
   out = capsys.readouterr().out
-  assert "| JAX/Flax (ours)" in out and "matmul rate:" in out and "FLOPs/token = 6 x" in out
-  assert f"| {train_bench.MATMULS_ALONE} |" in out and "matmuls of our step" in out
+  # The table: our step, then its matmuls alone, each row the summary's numbers.
+  rows = table_rows(out, "implementation")
+  assert [row["implementation"] for row in rows] == ["JAX/Flax (ours)", train_bench.MATMULS_ALONE]
+  cfg = common.model_config(train_bench.parse_args(argv))
+  assert summary["flops_per_token"] == common.train_flops_per_token(cfg, 32)
+  for row, result in zip(rows, summary["results"]):
+    assert row["implementation"] == result["name"] and "error" not in result
+    assert row["median step ms"] == f"{1e3 * result['median_step_s']:.1f}"
+    assert row["tokens/s"] == f"{result['tokens_per_s']:,.0f}" and result["tokens_per_s"] > 0
+    assert result["tokens_per_s"] == pytest.approx(4 * 32 / result["median_step_s"])
+    assert row["FLOPs/token"] == common.si(summary["flops_per_token"])
+    assert row["MFU %"] == f"{100 * result['mfu']:.1f}" and result["mfu"] > 0
+    assert row["ours / this"] == f"{result['ours_over_this']:.2f}x"
+  assert rows[0]["ours / this"] == "1.00x"
+  notes = [line for line in out.splitlines() if line.startswith("- ")]
+  note = lambda start: next((line for line in notes if line.startswith(start)), f"no note starts {start!r}")
+  assert note("- matmul rate: ").startswith(f"- matmul rate: {summary['matmul_flop_per_s'] / 1e12:.4f} TFLOP/s")
+  assert "matmuls of our step" in note(f"- {train_bench.MATMULS_ALONE}: the ")
+  assert note("- FLOPs/token = ").startswith(
+      f"- FLOPs/token = 6 x {common.matmul_params(cfg):,} matmul parameters + 12 x 1 layers x 32 x 32 seq (PaLM); "
+      f"per step {summary['flops_per_token'] * 4 * 32 / 1e9:.2f} GFLOP")
+  assert notes[-1] == ("- targets, this run (not the reference config on CPU: targets not binding): "
+                       f"MFU {100 * summary['results'][0]['mfu']:.1f}% (target >= 60%: "
+                       f"{'met' if summary['results'][0]['mfu'] >= 0.6 else 'missed'})")
+  # The profile: the ops with the most time a step, most first, as the trace has them.
   ops = common.op_times(str(tmp_path), steps=3)
   assert ops and all(ms >= 0 for _, ms in ops)
-  assert f"| {ops[0][0]} " in out  # the op with the most time heads the printed table
+  profile = table_rows(out, "op")
+  assert [(row["op"], row["ms a step"]) for row in profile] == [(name, f"{ms:.1f}") for name, ms in ops[:15]]
+  step_ms = 1e3 * summary["results"][0]["median_step_s"]
+  assert [row["% of the step"] for row in profile] == [f"{100 * ms / step_ms:.1f}" for _, ms in ops[:15]]
 
 
 def test_the_pytorch_model_is_ours_layer_for_layer():

@@ -7,8 +7,9 @@ import sys
 
 import pytest
 
-from conftest import ROOT, snapshot
+from conftest import ROOT, check_results_table, snapshot, table_rows
 from scratchpad import cli
+from scratchpad.tasks import get_task_info, programs
 
 CONFIG = f"--config={ROOT / 'configs' / 'addition.py'}:scratchpad,tiny"
 TINY = ["--config.model.num_layers=2", "--config.model.d_model=32",
@@ -49,7 +50,11 @@ def test_evaluate_writes_results_and_prints_a_table(trained, capsys):
     assert {"answer_accuracy", "sequence_accuracy"} <= set(metrics) and metrics["num_examples"] == 16
     lengths = metrics["answer_accuracy_by_length"]  # by the longer operand's digits
     assert lengths and set(lengths) <= ({str(n) for n in range(1, 9)} if split == "test" else {"9", "10"})
-  assert "answer_accuracy" in out and "ood" in out
+  # The printed table: a row per split (of the run at its step 4), the numbers written to results.json.
+  task = json.load(open(os.path.join(trained, "config.json")))["task"]
+  rows = check_results_table(out, {f"{task}@4": results})
+  assert [(row["split"], row["examples"]) for row in rows] == [("test", "16"), ("ood", "16")]
+  assert list(rows[0]) == ["run", "split", "answer_accuracy %", "sequence_accuracy %", "examples"]
   run = results["run"]  # where the figure came from
   assert run["training"]["steps"] == 4 and run["training"]["seconds"] > 0 and run["cpu_cores"] >= 1
   assert run["packages"]["jax"] and run["cpu"] and run["kernels"] and "git_commit" in run
@@ -152,18 +157,27 @@ def test_compare_trains_each_format_and_prints_one_table(tmp_path, capsys):
   out = capsys.readouterr().out
   table = out[out.index("| run"):out.index("answer accuracy % by digits")]
   assert len(table.strip().splitlines()) == 2 + 4  # header, rule, 2 formats x (test, ood)
+  assert [(row["run"], row["split"]) for row in check_results_table(out, results)] == [
+      ("direct", "test"), ("direct", "ood"), ("scratchpad", "test"), ("scratchpad", "ood")]
   assert "train/test 1-8 digits, ood 9-10" in out  # the table says what range it was trained on
   by_length = out[out.index("answer accuracy % by digits"):].splitlines()[2]  # the header row
   assert [c.strip() for c in by_length.strip("|").split("|")][-3:] == ["8", "9 (ood)", "10 (ood)"], by_length
   assert (tmp_path / "accuracy_by_length.png").stat().st_size > 10_000  # the paper's figure 3 shape
 
 
-def test_predict_prints_a_completion_from_the_command_line(trained):
+def test_predict_prints_a_completion_from_the_command_line(trained, tmp_path, capsys):
+  inputs = tmp_path / "inputs.txt"
+  inputs.write_text("2 9 + 5 7\n")
   run = subprocess.run([sys.executable, "-m", "scratchpad", "predict", f"--workdir={trained}",
                         "--input=2 9 + 5 7", "--max_new_tokens=40"],
                        capture_output=True, text=True, cwd=ROOT, timeout=300)
   assert run.returncode == 0, run.stderr
-  assert run.stdout.strip()  # an untrained model's text, but text from the real path
+  # An untrained model's text, but text from the real path: the checkpoint's greedy completion,
+  # as `predict --input_file` prints it in its JSON line (one line: the completion alone).
+  assert run.stdout.strip()
+  assert cli.main(["predict", f"--workdir={trained}", f"--input_file={inputs}", "--max_new_tokens=40"]) == 0
+  (line,) = capsys.readouterr().out.strip().splitlines()
+  assert run.stdout == json.loads(line)["prediction"] + "\n"
 
 
 @pytest.mark.e2e  # 20-25 s: whole runs; CI runs it with `-m e2e`
@@ -174,7 +188,13 @@ def test_compare_on_programs_reports_trace_line_accuracy(tmp_path, capsys):
   results = json.load(open(tmp_path / "results.json"))
   assert "trace_line_accuracy" in results["scratchpad"]["test"]
   assert "trace_line_accuracy" not in results["direct"]["test"]
-  assert "trace_line_accuracy %" in capsys.readouterr().out
+  # One table: a row per format and split, trace-line accuracy only where there is a trace.
+  out = capsys.readouterr().out
+  assert (tmp_path / "results.md").read_text() in out, "results.md is the printed summary"
+  rows = check_results_table(out, results)  # "-": direct outputs have no trace lines
+  assert [(row["run"], row["split"], row["examples"]) for row in rows] == [
+      ("direct", "test", "4"), ("scratchpad", "test", "4")]  # the eval splits of configs/programs.py: test
+  assert [row["trace_line_accuracy %"] == "-" for row in rows] == [True, False]
 
 
 def test_trace_prints_a_programs_trace_without_tensorflow_or_jax(tmp_path):
@@ -194,7 +214,16 @@ def test_trace_prints_a_programs_trace_without_tensorflow_or_jax(tmp_path):
 def test_data_prints_splits_and_what_was_dropped(capsys):
   assert cli.main(["data", "--task=programs_direct"]) == 0
   out = capsys.readouterr().out
-  assert "| test " in out and "200 kept; dropped:" in out and "too long for the target length" in out
+  info = get_task_info("programs_direct")
+  assert out.startswith(f"programs_direct: {info.description}\n")
+  rows = table_rows(out, "split")
+  assert [(row["split"], row["examples"]) for row in rows] == [("test", "200"), ("validation", "100"), ("train", "400")]
+  for row in rows:
+    longest = info.max_lengths[row["split"]]
+    assert (row["longest input"], row["longest target"]) == (str(longest["inputs"]), str(longest["targets"]))
+    assert row["build"] == str(programs.PROGRAM_REPORTS[("programs", row["split"])])
+    assert row["build"].startswith(f"{row['examples']} kept; dropped: ")  # every kept program is an example
+  assert "too long for the target length" in rows[0]["build"]
 
 
 @pytest.mark.parametrize("argv,expected", [

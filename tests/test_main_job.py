@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, check_results_table
 from scratchpad import cli
 
 
@@ -25,6 +25,8 @@ def test_main_job_scratchpad_adds_longer_numbers_than_it_trained_on_and_direct_d
   assert direct["ood"]["answer_accuracy"] == 0.0, results
   table = capsys.readouterr().out
   assert all(word in table for word in ("direct", "scratchpad", "test", "ood", "answer_accuracy"))
+  assert [(row["run"], row["split"]) for row in check_results_table(table, results)] == [
+      ("direct", "test"), ("direct", "ood"), ("scratchpad", "test"), ("scratchpad", "ood")]
 
 
 @pytest.mark.slow

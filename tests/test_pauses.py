@@ -11,7 +11,7 @@ import tensorflow as tf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import ROOT
+from conftest import ROOT, table_rows
 from scratchpad import config as config_lib
 from scratchpad import pause_study, report
 from scratchpad.tasks import get_task_info, pause_tasks, pauses, with_pauses
@@ -207,9 +207,13 @@ def test_study_tables_report_mean_std_and_the_gap():
   records.append({"task": "t", "group": "PausePT_PauseFT", "seed": 0, "m_inf": 0, "metric": "answer_accuracy",
                   "value": 3.0})
   text = report.pause_tables(records, minutes=1.0)
-  assert "11.0 ± 1.4 (n=2)" in text and "21.0 ± 1.4 (n=2)" in text
-  assert "+10.0 (PausePT_PauseFT better: 2σ = 2.8)" in text
-  assert "| t | 3.0 (n=1) | 21.0 ± 1.4 (n=2) |" in re.sub(" +", " ", text), "M_inf=0 beside M_inf=M_ft"
+  assert text.startswith("Pause-token study: 5 evaluations, 1.0 min.")
+  assert table_rows(text, "task (metric %)") == [{
+      "task (metric %)": "t (answer_accuracy)", "StdPT_StdFT": "11.0 ± 1.4 (n=2)", "StdPT_PauseFT": "-",
+      "PausePT_StdFT": "-", "PausePT_PauseFT": "21.0 ± 1.4 (n=2)",
+      "PausePT_PauseFT - StdPT_StdFT (verdict)": "+10.0 (PausePT_PauseFT better: 2σ = 2.8)"}]
+  assert table_rows(text.split("Ablation: pauses at inference")[1], "task") == [
+      {"task": "t", "M_inf=0": "3.0 (n=1)", "M_inf=10": "21.0 ± 1.4 (n=2)"}], "M_inf=0 beside M_inf=M_ft"
 
 
 @pytest.mark.e2e
@@ -222,9 +226,14 @@ def test_pause_study_command_runs_every_variant_and_resumes(tmp_path, capsys):
           "--config.train.checkpoint_every=2", "--config.eval.max_examples=8", "--config.data.pack=true"]
   assert cli.main(argv) == 0
   out = capsys.readouterr().out
-  for variant in pause_tasks.PAUSE_VARIANTS:
-    assert variant in out
   study = json.loads((tmp_path / "study.json").read_text())
+  # The printed tables are study.md's: a column per variant, each over both seeds of study.json.
+  assert (tmp_path / "study.md").read_text() in out
+  (main,) = table_rows(out, "task (metric %)")
+  assert list(main)[1:-1] == list(pause_tasks.PAUSE_VARIANTS)
+  for variant in pause_tasks.PAUSE_VARIANTS:
+    values = [r["value"] for r in study["records"] if r["group"] == variant and r["m_inf"] is None]
+    assert len(values) == 2 and main[variant] == report.cell(values), (variant, main)
   groups = {(r["group"], r["m_inf"]) for r in study["records"]}
   assert groups == {(v, None) for v in pause_tasks.PAUSE_VARIANTS} | {("M_ft=50", None), ("prepend", None)} | {
       ("PausePT_PauseFT", m) for m in (0, 5, 20)}

@@ -7,7 +7,7 @@ import shlex
 
 import pytest
 
-from conftest import ROOT, snapshot
+from conftest import ROOT, check_results_table, snapshot, table_rows
 from scratchpad import cli, report
 from scratchpad import config as config_lib
 from scratchpad import sweep as sweep_lib
@@ -97,16 +97,25 @@ def swept(tmp_path_factory):
 def test_a_sweep_runs_every_run_and_reports_accuracy_against_parameters(swept):
   _, workdir = swept
   names = ["nano-direct", "nano-scratchpad", "tiny-direct", "tiny-scratchpad"]
+  results = {}
   for name in names:
-    results = json.load(open(os.path.join(workdir, name, "results.json")))
-    assert set(results) == {"test", "ood", "run"} and results["test"]["num_examples"] == 4
+    results[name] = json.load(open(os.path.join(workdir, name, "results.json")))
+    assert set(results[name]) == {"test", "ood", "run"} and results[name]["test"]["num_examples"] == 4
     assert json.load(open(os.path.join(workdir, name, "run.json")))["labels"] == dict(
         zip(("size", "format"), name.split("-")))
   text = open(os.path.join(workdir, "report.md")).read()
   assert "## Accuracy against parameters" in text and "## Every run" in text
-  squeezed = re.sub(" +", " ", text)
-  assert "| nano | 0.10M" in squeezed and "| tiny | 0.80M" in squeezed  # with the 48-id symbol vocabulary
-  assert "direct ood (answer_accuracy %)" in text and "scratchpad test (answer_accuracy %)" in text
+  # A row per size (with the 48-id symbol vocabulary), a column per format and split: each run's accuracy.
+  scaling = table_rows(text.split("## Accuracy against parameters")[1], "size")
+  assert [(row["size"], row["parameters"]) for row in scaling] == [("nano", "0.10M"), ("tiny", "0.80M")]
+  columns = {f"{fmt} {split} (answer_accuracy %)": (fmt, split) for fmt in ("direct", "scratchpad")
+             for split in ("test", "ood")}
+  assert set(scaling[0]) == {"size", "parameters", *columns}
+  for row in scaling:
+    for column, (fmt, split) in columns.items():
+      run = results[row["size"] + "-" + fmt]
+      assert row[column] == f"{run[split]['answer_accuracy']:.1f} (n=1)", (column, row)
+  check_results_table(text.split("## Every run")[1], results)  # every run, every split
   assert open(os.path.join(workdir, report.SCALING_PLOT), "rb").read(8) == PNG_MAGIC
 
 
@@ -170,8 +179,11 @@ def test_the_report_of_a_pause_study_has_bars_and_the_papers_tables(tmp_path):
     for seed, v in enumerate(values):
       _fake_run(tmp_path, f"{group}-{seed}", "tiny", "direct", seed, {"test": v}, group=group)
   text = report.write_report(str(tmp_path))
-  assert "## Pause tokens" in text and "+10.0 (PausePT_PauseFT better: 2σ = 2.8)" in text
-  assert "11.0 ± 1.4 (n=2)" in text and "21.0 ± 1.4 (n=2)" in text
+  assert "## Pause tokens" in text
+  (main,) = table_rows(text.split("## Pause tokens")[1], "task (metric %)")
+  assert main == {"task (metric %)": "addition (answer_accuracy)", "StdPT_StdFT": "11.0 ± 1.4 (n=2)",
+                  "StdPT_PauseFT": "-", "PausePT_StdFT": "-", "PausePT_PauseFT": "21.0 ± 1.4 (n=2)",
+                  "PausePT_PauseFT - StdPT_StdFT (verdict)": "+10.0 (PausePT_PauseFT better: 2σ = 2.8)"}
   assert open(tmp_path / report.PAUSE_PLOT, "rb").read(8) == PNG_MAGIC
   assert "## Accuracy against parameters" not in text
 
