@@ -52,7 +52,7 @@ def test_the_command_prints_the_report_and_refuses_bad_targets(capsys, monkeypat
   # The report of the config's step compiled for 2 devices, line by line.
   (r,) = reports
   cfg = small()
-  model_cfg = config_lib.model_config(cfg)
+  model_cfg = run_config.model_config(cfg)
   tokens = cfg.train.batch_size * 64
   assert (r["devices"], r["hbm_gib"], r["parameters"]) == (2, 1.0, transformer.param_count(model_cfg))
   assert r["arguments_gib"] > 0 and r["total_gib"] == pytest.approx(
