@@ -57,8 +57,8 @@ TRAIN_TINY = ["--config.model.num_layers=2", "--config.model.d_model=32", "--con
 
 def train_cli_config(*overrides: str):
   """The config `python -m scratchpad train TRAIN_CONFIG *TRAIN_TINY *overrides` trains."""
-  from scratchpad import cli
-  return cli.build_config(TRAIN_CONFIG.split("=", 1)[1], cli.split_overrides([*TRAIN_TINY, *overrides])[1])
+  from scratchpad import cli, commands
+  return commands.build_config(TRAIN_CONFIG.split("=", 1)[1], cli.split_overrides([*TRAIN_TINY, *overrides])[1])
 
 
 def snapshot(path) -> dict[str, bytes]:
