@@ -20,10 +20,9 @@ import pytest
 
 from conftest import ROOT, TRAIN_CONFIG, TRAIN_TINY, snapshot, train_cli_config
 from scratchpad import cli
-from scratchpad import config as config_lib
 from scratchpad.evaluation import evaluator  # noqa: F401  (its decoders are jit-wrapped at import, which
                                             # is no compilation: the bad-input tests count jax.jit calls)
-from scratchpad.train import checkpoints, input_pipeline, trainer
+from scratchpad.train import checkpoints, input_pipeline, run_config, trainer
 
 pytestmark = pytest.mark.faults
 
@@ -194,7 +193,7 @@ def test_checkpoint_of_another_model_is_refused_naming_what_differs(
   if differs == "d_model":
     overrides.append("--config.model.d_model=64")
   else:  # a vocabulary with 8 more ids than the bytes
-    monkeypatch.setattr(config_lib, "padded_vocab_size", lambda vocabulary=None, multiple=8: 272)
+    monkeypatch.setattr(run_config, "padded_vocab_size", lambda vocabulary=None, multiple=8: 272)
   assert cli.main(train_argv(workdir, *overrides)) == 2
   err = capsys.readouterr().err.strip().splitlines()
   assert len(err) == 1 and "checkpoint step 4" in err[0] and "from another model" in err[0], err
