@@ -12,7 +12,7 @@ from benchmarks import common, decode
 from benchmarks import train as train_bench
 from conftest import ROOT, table_rows
 from scratchpad import config as config_lib
-from scratchpad.model import attention, transformer
+from scratchpad.model import transformer
 from scratchpad.train import compile_options, run_config
 
 TINY = ["--layers=1", "--d_model=32", "--heads=4", "--mlp_dim=64"]

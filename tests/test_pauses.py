@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from conftest import ROOT, table_rows
 from scratchpad import config as config_lib
-from scratchpad import pause_study, report
+from scratchpad import report
 from scratchpad.tasks import get_task_info, pause_tasks, pauses, with_pauses
 from scratchpad.tasks.vocabulary import EOS_ID, PAUSE_ID
 from scratchpad.train import input_pipeline

@@ -15,7 +15,6 @@ import ml_collections
 import numpy as np
 import optax
 from clu import metric_writers
-from flax import nnx
 
 from scratchpad import errors
 from scratchpad import files
