@@ -5,10 +5,10 @@ import pytest
 import seqio
 
 import scratchpad.tasks
-from scratchpad.tasks import addition, get_task_info
 from conftest import on_task
 from scratchpad import config as config_lib
-from scratchpad.tasks import pause_tasks
+from scratchpad import errors
+from scratchpad.tasks import addition, get_task_info, pause_tasks, registration
 from scratchpad.train import input_pipeline
 
 SMALL = {"inputs": 10, "targets": 32}
@@ -37,6 +37,17 @@ def test_examples_keep_pretokenized_text_and_match_the_format():
 def test_unknown_task_is_a_clear_error():
   with pytest.raises(ValueError, match="unknown task 'addition_multiply'"):
     get_task_info("addition_multiply")
+
+
+def test_a_split_without_examples_is_a_clear_error():
+  name = "test_tasks_empty_split"
+  registration.register_task(name, lambda split: [("1", "1")] if split == "train" else [],
+                             splits={"train": 1, "test": 0}, alphabet="1", answer_fn=str.strip, description="empty test")
+  try:
+    with pytest.raises(errors.InputError, match=f"task {name} has no examples in split 'test'"):
+      get_task_info(name).max_lengths
+  finally:
+    seqio.TaskRegistry.remove(name)
 
 
 def test_zero_lengths_take_the_longest_example(make_config):

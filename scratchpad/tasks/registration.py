@@ -136,9 +136,13 @@ def register_task(name: str, examples_fn: Callable[[str], list[tuple[str, str]]]
     return tf.data.Dataset.from_tensor_slices({"inputs": list(inputs), "targets": list(targets)})
 
   def measured_lengths():
-    return {split: {"inputs": max(length(i) for i, _ in examples),
-                    "targets": max(length(t) for _, t in examples)}
-            for split, examples in ((s, examples_fn(s)) for s in splits)}
+    lengths = {}
+    for split in splits:
+      examples = examples_fn(split)
+      if not examples:
+        raise errors.InputError(f"task {name} has no examples in split {split!r}: its data holds none")
+      lengths[split] = {"inputs": max(length(i) for i, _ in examples), "targets": max(length(t) for _, t in examples)}
+    return lengths
 
   known_sizes = splits if all(n is not None for n in splits.values()) else None
   add_task(
