@@ -46,8 +46,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   pretraining = name in PRETRAINING
   if pretraining != (task in CORPORA):
     raise errors.InputError(f"configs/pause.py: variant {name} takes a "
-                     f"{'corpus (' + ', '.join(CORPORA) if pretraining else 'downstream task (not ' + task}), "
-                     f"got task {task!r}")
+                            f"{'corpus (' + ', '.join(CORPORA) if pretraining else 'downstream task (not ' + task}), "
+                            f"got task {task!r}")
   if spm and task in SMALL_TASKS or spm and task == "text":
     raise errors.InputError(f"configs/pause.py: task {task!r} uses the byte vocabulary, not spm")
   task_name = CORPORA.get(task) or SMALL_TASKS.get(task) or task + ("_spm" if spm else "")

@@ -35,7 +35,7 @@ def parse_variant(arg: str | None, choices: dict[str, tuple[str, ...]], defaults
     kinds = [kind for kind, names in choices.items() if token in names]
     if not kinds:
       raise errors.InputError(f"unknown variant {token!r} in {config_file}; choose from "
-                       + " | ".join(", ".join(names) for names in choices.values()))
+                              + " | ".join(", ".join(names) for names in choices.values()))
     chosen[kinds[0]] = token
   return chosen
 
@@ -85,7 +85,8 @@ RANGES = {
     "model.line_stride": _POSITIVE, "model.max_line_gap": _POSITIVE, "model.max_place_gap": _POSITIVE,
     "model.position_encoding": _one_of(*transformer.POSITION_ENCODINGS), "model.dtype": _one_of(*transformer.DTYPES),
     "model.attention": _one_of(*attention.IMPLEMENTATIONS),
-    "model.attention_block": (lambda v: v >= 0, ">= 0 (0: by row length)"), "model.remat": _one_of(*transformer.REMAT_POLICIES),
+    "model.attention_block": (lambda v: v >= 0, ">= 0 (0: by row length)"),
+    "model.remat": _one_of(*transformer.REMAT_POLICIES),
     "data.inputs_length": (lambda v: v >= 0, ">= 0 (0: the task's longest input)"),
     "data.targets_length": (lambda v: v >= 0, ">= 0 (0: the task's longest target)"),
     "train.steps": _POSITIVE, "train.batch_size": _POSITIVE, "train.learning_rate": _NON_NEGATIVE,
@@ -164,14 +165,14 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
       raise errors.InputError(f"config key {key}={value!r} is out of range: it must be {allowed}")
   if cfg.model.d_model % cfg.model.num_heads:
     raise errors.InputError(f"config key model.d_model={cfg.model.d_model} must be divisible by "
-                     f"model.num_heads={cfg.model.num_heads}")
+                            f"model.num_heads={cfg.model.num_heads}")
   if cfg.model.position_encoding in positions.ROTARY and cfg.model.d_model // cfg.model.num_heads % 2:
     raise errors.InputError(f"config key model.d_model={cfg.model.d_model} must give an even head width "
-                     f"(d_model / num_heads = {cfg.model.d_model // cfg.model.num_heads}) for "
-                     f"{cfg.model.position_encoding}, which rotates pairs of features")
+                            f"(d_model / num_heads = {cfg.model.d_model // cfg.model.num_heads}) for "
+                            f"{cfg.model.position_encoding}, which rotates pairs of features")
   if cfg.pauses.pretrain_fraction and cfg.pauses.finetune:
     raise errors.InputError("config keys pauses.pretrain_fraction and pauses.finetune are exclusive: "
-                     "a run pretrains or fine-tunes")
+                            "a run pretrains or fine-tunes")
 
 
 def call_file(spec: str, function: str, what: str = "config file"):

@@ -94,7 +94,7 @@ def resolve(requested: str, dtype, has_bias: bool = False) -> str:
   ok, what = needs.get(chosen, (True, ""))
   if not ok:
     raise errors.InputError(f"model.attention={chosen} needs {what}; this is {backend} with {num_devices} "
-                     "device(s): use auto or xla")
+                            "device(s): use auto or xla")
   return chosen
 
 

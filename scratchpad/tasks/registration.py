@@ -95,7 +95,7 @@ def get_task_info(name: str) -> TaskInfo:
   task = seqio.TaskRegistry.get(name)
   if not isinstance(task, ScratchpadTask):
     raise errors.InputError(f"task {name!r} was registered with seqio directly, without this project's facts about it "
-                     "(alphabet, lengths, answer): register it through scratchpad.tasks.registration")
+                            "(alphabet, lengths, answer): register it through scratchpad.tasks.registration")
   return task.info
 
 

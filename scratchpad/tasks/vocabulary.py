@@ -180,7 +180,7 @@ def check_text(text: str, alphabet: str | None, what: str = "input") -> None:
   bad = sorted(set(text) - set(alphabet))
   if bad:
     raise errors.InputError(f"{what} {text!r} has characters this task never uses: "
-                     f"{''.join(bad)!r} (allowed: {alphabet!r})")
+                            f"{''.join(bad)!r} (allowed: {alphabet!r})")
 
 
 VOCABULARY = ByteVocabulary()
@@ -223,4 +223,4 @@ class _MissingSpm(PauseSentencePieceVocabulary):
 
   def _model_context(self):
     raise errors.InputError(f"SentencePiece tasks need a model: set ${SPM_ENV} to a .model file "
-                     "(pad 0, eos 1, unk 2)")
+                            "(pad 0, eos 1, unk 2)")

@@ -34,8 +34,8 @@ def target_devices(num_devices: int, topology: str = ""):
       devices = topologies.get_topology_desc(topology_name=topology, platform="tpu").devices
     except Exception as e:  # noqa: BLE001 - no libtpu, or an unknown topology name
       raise errors.InputError(f"--topology={topology}: cannot describe this TPU slice here "
-                       f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); install "
-                       "libtpu (pip install -e '.[tpu]') or leave --topology out") from None
+                              f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); install "
+                              "libtpu (pip install -e '.[tpu]') or leave --topology out") from None
     if num_devices and num_devices != len(devices):
       raise errors.InputError(f"--devices={num_devices} but topology {topology} has {len(devices)} chips")
     return list(devices), "tpu"
@@ -72,7 +72,7 @@ def compile_report(cfg: ml_collections.ConfigDict, num_devices: int, hbm_gib: fl
   length = cfg.data.inputs_length + cfg.data.targets_length
   if not length:
     raise errors.InputError("config keys data.inputs_length and data.targets_length are 0 (the task's longest): "
-                     "set the row length to compile for")
+                            "set the row length to compile for")
   start = time.perf_counter()
   setup = trainer.ShardedTraining(cfg, devices, model_cfg=model_cfg)
   gib = lambda n: n / 2**30

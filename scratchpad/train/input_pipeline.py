@@ -46,7 +46,7 @@ def resolve_lengths(task_info, data_cfg, split: str = "train") -> None:
   if task_info.max_lengths is None:
     if not data_cfg.targets_length:
       raise errors.InputError(f"task {task_info.name} is too big to measure: set data.targets_length "
-                       "(and data.inputs_length if it has inputs)")
+                              "(and data.inputs_length if it has inputs)")
     return
   longest = task_info.max_lengths[split]
   for feature, length in {"inputs": data_cfg.inputs_length, "targets": data_cfg.targets_length}.items():
@@ -54,8 +54,8 @@ def resolve_lengths(task_info, data_cfg, split: str = "train") -> None:
       data_cfg[f"{feature}_length"] = longest[feature]
     elif longest[feature] > length:
       raise errors.InputError(f"config key data.{feature}_length={length} is shorter than the longest {feature} of "
-                       f"task {task_info.name} split {split}: it must be >= {longest[feature]}, "
-                       "or 0 for exactly that")
+                              f"task {task_info.name} split {split}: it must be >= {longest[feature]}, "
+                              "or 0 for exactly that")
 
 
 def host_dataset(task: str, data_cfg, local_batch_size: int, seed: int, start_step: int = 0,
@@ -104,7 +104,8 @@ class Batches:
   def __init__(self, task: str, data_cfg, global_batch_size: int, seed: int, sharding, split: str = "train",
                workdir: str | None = None, start_step: int = 0):
     if global_batch_size % jax.process_count():
-      raise errors.InputError(f"train.batch_size={global_batch_size} is not divisible by {jax.process_count()} processes")
+      raise errors.InputError(f"train.batch_size={global_batch_size} is not divisible by "
+                              f"{jax.process_count()} processes")
     self.sharding, self.saveable = sharding, True
     self.pause_id = getattr(task_vocabulary(task), "pause_id", None)
     local = global_batch_size // jax.process_count()
@@ -123,8 +124,9 @@ class Batches:
       return os.path.join(path, "iterator")
     others = files.listdir(os.path.dirname(path))
     if others:
-      raise errors.InputError(f"{workdir}: the data position of step {step} was saved by {others[0].rsplit('_of_', 1)[-1]} "
-                       f"processes, and this run has {jax.process_count()}: resume with as many")
+      raise errors.InputError(f"{workdir}: the data position of step {step} was saved by "
+                              f"{others[0].rsplit('_of_', 1)[-1]} processes, and this run has "
+                              f"{jax.process_count()}: resume with as many")
     return None
 
   def _checkpoint(self):

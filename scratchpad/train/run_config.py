@@ -34,10 +34,10 @@ def check_run(cfg: ml_collections.ConfigDict, num_devices: int | None = None) ->
   for split in cfg.eval.splits:
     if split not in splits:
       raise errors.InputError(f"config key eval.splits has {split!r}, which task {cfg.task} lacks; "
-                       f"it has: {', '.join(splits)}")
+                              f"it has: {', '.join(splits)}")
   if cfg.eval.every and cfg.eval.every_split not in splits:
     raise errors.InputError(f"config key eval.every_split={cfg.eval.every_split!r} is a split task {cfg.task} lacks; "
-                     f"it has: {', '.join(splits)}")
+                            f"it has: {', '.join(splits)}")
   if num_devices is not None:
     _check_mesh(cfg, num_devices)
 
@@ -50,8 +50,8 @@ def _check_mesh(cfg: ml_collections.ConfigDict, num_devices: int) -> None:
   split = data * fsdp * cfg.train.microbatches
   if cfg.train.batch_size % split:
     raise errors.InputError(f"config key train.batch_size={cfg.train.batch_size} must be a multiple of {split}: "
-                     f"the mesh's {data * fsdp} data x fsdp devices split each of the "
-                     f"train.microbatches={cfg.train.microbatches} slices of a batch")
+                            f"the mesh's {data * fsdp} data x fsdp devices split each of the "
+                            f"train.microbatches={cfg.train.microbatches} slices of a batch")
 
 
 def padded_vocab_size(vocabulary=VOCABULARY, multiple: int = 8) -> int:
@@ -65,8 +65,8 @@ def check_positions(cfg: ml_collections.ConfigDict) -> None:
   scheme = cfg.model.position_encoding
   if scheme in ("learned", "randomized") and row > cfg.model.max_length:
     raise errors.InputError(f"config key model.max_length={cfg.model.max_length} is shorter than a row of "
-                     f"data.inputs_length + data.targets_length = {row} tokens: {scheme} positions need "
-                     f"at least {row}")
+                            f"data.inputs_length + data.targets_length = {row} tokens: {scheme} positions need "
+                            f"at least {row}")
 
 
 def model_config(cfg: ml_collections.ConfigDict) -> transformer.ModelConfig:
@@ -129,13 +129,13 @@ def check_init_from(cfg: ml_collections.ConfigDict) -> None:
   wanted, init_from = cfg.pauses.pretraining, cfg.train.init_from
   if wanted and not init_from:
     raise errors.InputError(f"variant {cfg.variant} fine-tunes a {wanted} model: set train.init_from to the "
-                     f"workdir of a {wanted} run")
+                            f"workdir of a {wanted} run")
   if not init_from:
     return
   saved = _saved_config(init_from)
   if saved is None:
     raise errors.InputError(f"config key train.init_from={init_from!r} must be the workdir of a training run, "
-                     f"and it has no {CONFIG_FILE}")
+                            f"and it has no {CONFIG_FILE}")
   got = "PausePT" if saved.pauses.pretrain_fraction else "StdPT"
   if wanted and got != wanted:
     raise errors.InputError(f"train.init_from={init_from!r} is a {got} run but variant {cfg.variant} needs {wanted}")

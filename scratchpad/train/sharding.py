@@ -55,13 +55,13 @@ def make_mesh(shape: Sequence[int], devices=None, dcn_shape: Sequence[int] = (1,
   dcn = tuple(dcn_shape)
   if len(dcn) != len(MESH_AXES) or any(n < 1 or size % n for n, size in zip(dcn, resolved)):
     raise errors.InputError(f"mesh dcn_shape {dcn} must have {len(MESH_AXES)} entries, each dividing the mesh "
-                     f"shape {resolved}")
+                            f"shape {resolved}")
   if math.prod(dcn) == 1:
     return Mesh(mesh_utils.create_device_mesh(resolved, devices, allow_split_physical_axes=True), MESH_AXES)
   slices = {getattr(d, "slice_index", 0) for d in devices}
   if len(slices) != math.prod(dcn):
     raise errors.InputError(f"mesh dcn_shape {dcn} asks for {math.prod(dcn)} slices, but the devices form "
-                     f"{len(slices)}")
+                            f"{len(slices)}")
   ici = tuple(size // n for size, n in zip(resolved, dcn))
   return Mesh(mesh_utils.create_hybrid_device_mesh(ici, dcn, devices, allow_split_physical_axes=True), MESH_AXES)
 
