@@ -35,10 +35,14 @@ def _workdir_flag(p):
   p.add_argument("--workdir", required=True, help="where checkpoints, metrics and results live")
 
 
-def _training_flags(p):
+def _weak_sandbox_flag(p):
   p.add_argument("--allow_weak_sandbox", action="store_true",
                  help="where the OS cannot isolate traced programs (no user namespaces or libseccomp), "
                       "trace them anyway under the weaker guard, which every record names")
+
+
+def _training_flags(p):
+  _weak_sandbox_flag(p)
   p.add_argument("--distributed", action="store_true",
                  help="call jax.distributed.initialize() first (multi-host): on TPU, SLURM or MPI it finds "
                       "its peers; elsewhere give the three flags below")
@@ -73,12 +77,12 @@ def _compare(p):
 
 def _trace(p):
   p.add_argument("program", nargs="?", help="the Python file to trace")
-  p.add_argument("--allow_weak_sandbox", action="store_true", help="as for train")
+  _weak_sandbox_flag(p)
 
 
 def _data(p):
   p.add_argument("--task", required=True, help="the task to describe, e.g. programs_scratchpad")
-  p.add_argument("--allow_weak_sandbox", action="store_true", help="as for train")
+  _weak_sandbox_flag(p)
 
 
 def _sweep(p):

@@ -104,27 +104,21 @@ RANGES = {
 }
 
 
-def _leaves(cfg, prefix=""):
+def _fields(cfg, prefix=""):
+  """(dotted key, section, name) of every value below the sections of `cfg`."""
   for name, value in cfg.items():
     if isinstance(value, ml_collections.ConfigDict):
-      yield from _leaves(value, f"{prefix}{name}.")
+      yield from _fields(value, f"{prefix}{name}.")
     else:
-      yield f"{prefix}{name}", value
+      yield f"{prefix}{name}", cfg, name
 
 
-def _field_types(cfg, prefix="") -> dict[str, type]:
-  """key -> the type its value must have (a placeholder's, for keys that may be None)."""
-  types = {}
-  for name in cfg.keys():
-    value = cfg[name]
-    if isinstance(value, ml_collections.ConfigDict):
-      types.update(_field_types(value, f"{prefix}{name}."))
-    else:
-      types[f"{prefix}{name}"] = cfg.get_ref(name).get_type()
-  return types
+def _leaves(cfg):
+  return ((key, section[name]) for key, section, name in _fields(cfg))
 
 
-SCHEMA = _field_types(base_config("", "tiny", {}))  # every key a config may have, and its type
+# Every key a config may have, and the type of its value (a placeholder's, for keys that may be None).
+SCHEMA = {key: section.get_ref(name).get_type() for key, section, name in _fields(base_config("", "tiny", {}))}
 _SECTIONS = sorted({k.split(".")[0] for k in SCHEMA})
 _TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
 

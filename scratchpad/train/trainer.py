@@ -126,9 +126,12 @@ def pretrained_params(setup: ShardedTraining, workdir: str):
   average where this run does not, or the reverse), and everything but the
   parameters it is evaluated with is dropped.
   """
-  pretraining = ml_collections.ConfigDict(setup.cfg.to_dict())
-  pretraining.train.ema_decay = run_config.load_config(workdir).train.ema_decay
-  abstract_state = ShardedTraining(pretraining, list(setup.mesh.devices.flat), setup.model_cfg).abstract_state
+  abstract_state = setup.abstract_state
+  ema_decay = run_config.load_config(workdir).train.ema_decay
+  if bool(ema_decay) != bool(setup.cfg.train.ema_decay):  # only then do the states' structures differ
+    pretraining = ml_collections.ConfigDict(setup.cfg.to_dict())
+    pretraining.train.ema_decay = ema_decay
+    abstract_state = ShardedTraining(pretraining, list(setup.mesh.devices.flat), setup.model_cfg).abstract_state
   state = checkpoints.restore_latest(workdir, abstract_state)
   if state is None:
     raise errors.InputError(f"train.init_from={workdir!r} has no complete checkpoint: train the pretraining run first")
