@@ -22,27 +22,24 @@ PAUSE_TASKS = {"parity": "parity", "three_sum": "three_sum", "digit_sum": "digit
 PAUSE_STUDY_TASKS = ("parity", "three_sum", "multi_addition", "digit_sum", "card_total")
 
 
-# Digit sum: a third direct-answer task for the pause study; its own seeds.
 @functools.lru_cache(maxsize=None)
-def _digit_sums(split: str):
-  train = digit_sum.generate(20_000, seed=41)
-  return train if split == "train" else digit_sum.generate(1_000, seed=42, exclude=frozenset(train))
+def _generated_split(module, split: str, seeds: tuple[int, int] = (51, 52)):
+  """`module.generate`'s 20,000 train or 1,000 test examples, test disjoint from train (seeds: train's, test's)."""
+  train = module.generate(20_000, seed=seeds[0])
+  return train if split == "train" else module.generate(1_000, seed=seeds[1], exclude=frozenset(train))
 
 
+# Digit sum: its own seeds.
 register_task(
-    "digit_sum", lambda split: [(digit_sum.digit_sum_input(d), digit_sum.direct_target(d)) for d in _digit_sums(split)],
+    "digit_sum", lambda split: [(digit_sum.digit_sum_input(d), digit_sum.direct_target(d))
+                                for d in _generated_split(digit_sum, split, (41, 42))],
     splits={"train": 20_000, "test": 1_000}, alphabet=digit_sum.ALPHABET, answer_fn=digit_sum.final_answer,
     description=f"direct digit sum of {digit_sum.DIGITS[0]}-{digit_sum.DIGITS[1]} digits",
     breakdown=Breakdown("answer_accuracy_by_length", parity.input_length, "digits", digit_sum.DIGITS))
 
 
-# Parity, 3SUM, multi-operand addition and card total: direct answers that need the whole input before the first answer token (pause study).
-@functools.lru_cache(maxsize=None)
-def _generated_split(module, split: str):
-  train = module.generate(20_000, seed=51)
-  return train if split == "train" else module.generate(1_000, seed=52, exclude=frozenset(train))
-
-
+# Parity, 3SUM, multi-operand addition and card total: direct answers that need the whole input
+# before the first answer token.
 register_task(
     "parity", lambda split: [(parity.parity_input(b), parity.direct_target(b)) for b in _generated_split(parity, split)],
     splits={"train": 20_000, "test": 1_000}, alphabet=parity.ALPHABET, answer_fn=parity.final_answer,
